@@ -1,0 +1,299 @@
+# vi:filetype=perl
+
+use Test::Nginx::Socket 'no_plan';
+use HistoryTest;
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: history_redis with a bad port
+--- http_config
+    history_redis 127.0.0.1:99999;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid port in "127.0.0.1:99999" of the "history_redis" directive
+
+
+
+=== TEST 2: history_redis with an unknown parameter
+--- http_config
+    history_redis 127.0.0.1:6379 color=red;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid parameter "color=red" in "history_redis" directive
+
+
+
+=== TEST 3: history_redis with a bad db
+--- http_config
+    history_redis 127.0.0.1:6379 db=one;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "db=one" in "history_redis" directive
+
+
+
+=== TEST 4: history_redis with a zero timeout
+--- http_config
+    history_redis 127.0.0.1:6379 timeout=0;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "timeout=0" in "history_redis" directive
+
+
+
+=== TEST 5: history_redis with a bad connect_timeout
+--- http_config
+    history_redis 127.0.0.1:6379 connect_timeout=soon;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "connect_timeout=soon" in "history_redis" directive
+
+
+
+=== TEST 6: history_redis with a bad queue
+--- http_config
+    history_redis 127.0.0.1:6379 queue=-5;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "queue=-5" in "history_redis" directive
+
+
+
+=== TEST 7: history_redis with an empty password
+--- http_config
+    history_redis 127.0.0.1:6379 password=;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "password=" in "history_redis" directive
+
+
+
+=== TEST 8: history_redis with a username and no password
+--- http_config
+    history_redis 127.0.0.1:6379 username=shop;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+"username=" needs "password=" in "history_redis" directive
+
+
+
+=== TEST 9: history_redis twice
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_redis 127.0.0.1:6380;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+"history_redis" directive is duplicate
+
+
+
+=== TEST 10: history_length of zero
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_length 0;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "0" in "history_length" directive, it must be a number from 1 to 1000
+
+
+
+=== TEST 11: history_length that is not a number
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_length five;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "five" in "history_length" directive
+
+
+
+=== TEST 12: history_length over the maximum
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_length 1001;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "1001" in "history_length" directive
+
+
+
+=== TEST 13: history_expire of zero
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_expire 0;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "0" in "history_expire" directive, it must be a positive time
+
+
+
+=== TEST 14: history_expire that is not a time
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_expire 90days;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "90days" in "history_expire" directive
+
+
+
+=== TEST 15: history_status out of range
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_status 200 99;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "99" in "history_status" directive, it must be a status from 100 to 599
+
+
+
+=== TEST 16: history_status that is not a number
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_status ok;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "ok" in "history_status" directive
+
+
+
+=== TEST 17: history_id_pattern that does not compile
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_id_pattern "^[0-9+$";
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "^[0-9+$" in "history_id_pattern" directive
+
+
+
+=== TEST 18: history_key twice
+--- http_config
+    history_key $cookie_a;
+    history_key $cookie_b;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+"history_key" directive is duplicate
+
+
+
+=== TEST 19: history_key with an unknown variable
+--- http_config
+    history_key $no_such_variable;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+unknown "no_such_variable" variable
+
+
+
+=== TEST 20: history_record is for locations only
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_record $arg_id;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+"history_record" directive is not allowed here
+
+
+
+=== TEST 21: history_redis is for the http block only
+--- config
+    location = /t {
+        history_redis 127.0.0.1:6379;
+    }
+--- must_die
+--- error_log
+"history_redis" directive is not allowed here
+
+
+
+=== TEST 22: history_record without history_redis
+--- config
+    location = /t {
+        history_record $arg_id;
+    }
+--- must_die
+--- error_log
+"history_record" needs "history_redis" in the http block
