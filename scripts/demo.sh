@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+#
+# "make run" / "make stop": a private Redis and Debian's nginx serving
+# examples/ with the freshly built module, everything under build/run/.
+#
+# usage: scripts/demo.sh start | stop
+#
+# environment (set by the Makefile):
+#   RUN_DIR         prefix directory (build/run)
+#   RUN_HOST        address nginx listens on (127.0.0.1)
+#   RUN_PORT        port nginx listens on (8080)
+#   RUN_REDIS_PORT  port of the demo Redis (16380)
+#   MODULE          path of ngx_http_history_module.so
+#   NGINX_BIN       nginx binary (/usr/sbin/nginx)
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+RUN_DIR=${RUN_DIR:-$top/build/run}
+RUN_HOST=${RUN_HOST:-127.0.0.1}
+RUN_PORT=${RUN_PORT:-8080}
+RUN_REDIS_PORT=${RUN_REDIS_PORT:-16380}
+MODULE=${MODULE:-$top/build/ngx_http_history_module.so}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+
+# nginx takes an environment variable NGINX for inherited sockets
+unset NGINX
+
+case "$RUN_DIR" in /*) ;; *) RUN_DIR=$PWD/$RUN_DIR ;; esac
+pidfile=$RUN_DIR/logs/nginx.pid
+
+# the pid from nginx's pid file, if that process is still nginx
+nginx_pid() {
+    local pid comm
+
+    [ -s "$pidfile" ] || return 1
+    pid=$(cat "$pidfile")
+    case "$pid" in ''|*[!0-9]*) return 1 ;; esac
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    case "$comm" in
+        nginx*) echo "$pid" ;;
+        *) return 1 ;;
+    esac
+}
+
+stop() {
+    local pid
+
+    if pid=$(nginx_pid); then
+        kill -QUIT "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            sleep 1
+        fi
+        echo "nginx: stopped (pid $pid)"
+    fi
+    rm -f "$pidfile"
+
+    "$top/scripts/redis.sh" stop "$RUN_DIR/redis"
+}
+
+render() {
+    local user=
+
+    # a root master runs its workers as "nobody", who may not be able to
+    # read a checkout under /root: use the owner of the checkout instead
+    if [ "$(id -u)" -eq 0 ]; then
+        user="user $(stat -c %U "$top/examples/html") $(stat -c %G "$top/examples/html");"
+    fi
+
+    {
+        [ -z "$user" ] || printf '%s\n\n' "$user"
+        sed -e "s|@MODULE@|$MODULE|g" \
+            -e "s|@REDIS_PORT@|$RUN_REDIS_PORT|g" \
+            -e "s|@LISTEN@|$RUN_HOST:$RUN_PORT|g" \
+            -e "s|@HTML@|$top/examples/html|g" \
+            "$top/examples/nginx.conf"
+    } > "$RUN_DIR/nginx.conf"
+}
+
+start() {
+    local url
+
+    [ -f "$MODULE" ] || { echo "demo: $MODULE not built" >&2; exit 1; }
+
+    stop >/dev/null
+
+    mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp" "$RUN_DIR/redis"
+    render
+
+    "$top/scripts/redis.sh" start "$RUN_DIR/redis" "$RUN_REDIS_PORT"
+
+    if ! "$NGINX_BIN" -p "$RUN_DIR/" -c nginx.conf -e logs/error.log -q -t \
+       || ! "$NGINX_BIN" -p "$RUN_DIR/" -c nginx.conf -e logs/error.log
+    then
+        echo "nginx: failed to start, see $RUN_DIR/logs/error.log" \
+             "(port in use? make run RUN_PORT=8081)" >&2
+        "$top/scripts/redis.sh" stop "$RUN_DIR/redis"
+        exit 1
+    fi
+
+    for _ in $(seq 50); do
+        nginx_pid >/dev/null && break
+        sleep 0.1
+    done
+    echo "nginx: listening on $RUN_HOST:$RUN_PORT (pid $(nginx_pid), prefix $RUN_DIR)"
+
+    url=http://$RUN_HOST:$RUN_PORT
+    cat <<EOT
+
+The demo is running.  View a few products as visitor "demo":
+
+    curl -b sessionid=demo $url/product/42
+    curl -b sessionid=demo $url/product/7
+    curl -b sessionid=demo $url/product/1000
+
+then see what was recorded, most recent first:
+
+    redis-cli -p $RUN_REDIS_PORT LRANGE history:demo 0 -1
+
+Logs are in $RUN_DIR/logs/.  Stop both servers with:
+
+    make stop
+
+EOT
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop)  stop ;;
+    *)     echo "usage: $0 start | stop" >&2; exit 2 ;;
+esac
