@@ -14,6 +14,25 @@
 #define NGX_HTTP_HISTORY_KEY_MAX      256
 #define NGX_HTTP_HISTORY_ID_MAX       256
 #define NGX_HTTP_HISTORY_LENGTH_MAX   1000
+#define NGX_HTTP_HISTORY_VISITOR_LEN  32
+
+#define NGX_HTTP_HISTORY_JSON         1
+#define NGX_HTTP_HISTORY_TEXT         2
+
+#define NGX_HTTP_HISTORY_EMPTY        0
+#define NGX_HTTP_HISTORY_ERROR        1
+
+#define NGX_HTTP_HISTORY_OP_FETCH     0
+#define NGX_HTTP_HISTORY_OP_SERVE     1
+#define NGX_HTTP_HISTORY_OP_FORGET    2
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_int_t                       index;
+    time_t                          expires;
+    ngx_str_t                       attrs;
+} ngx_http_history_cookie_t;
 
 
 typedef struct {
@@ -23,6 +42,7 @@ typedef struct {
 #if (NGX_PCRE)
     ngx_regex_t                    *default_pattern;
 #endif
+    ngx_fd_t                        random;
 } ngx_http_history_main_conf_t;
 
 
@@ -36,11 +56,38 @@ typedef struct {
 #if (NGX_PCRE)
     ngx_regex_t                    *pattern;
 #endif
+    ngx_uint_t                      serve;
+    ngx_uint_t                      fallback;
+    ngx_flag_t                      fetch;
+    ngx_flag_t                      forget;
+    ngx_http_history_cookie_t      *cookie;
 
     /* LTRIM's stop index and EXPIRE's seconds, as Redis wants them */
     ngx_str_t                       trim;
     ngx_str_t                       ttl;
 } ngx_http_history_loc_conf_t;
+
+
+/*
+ * A request's context.  On the main request it also holds who the visitor
+ * is, for the main request and its subrequests alike.
+ */
+
+typedef struct {
+    ngx_http_request_t             *request;
+    ngx_http_history_cmd_t         *cmd;
+    ngx_event_t                     event;
+    ngx_array_t                    *ids;
+    ngx_str_t                       key;
+    ngx_uint_t                      op;
+    unsigned                        key_done:1;
+    unsigned                        issue:1;
+    unsigned                        cookie_set:1;
+    unsigned                        cleanup:1;
+    unsigned                        waiting:1;
+    unsigned                        done:1;
+    unsigned                        failed:1;
+} ngx_http_history_ctx_t;
 
 
 static ngx_int_t ngx_http_history_log_handler(ngx_http_request_t *r);
@@ -49,6 +96,35 @@ static ngx_int_t ngx_http_history_valid_id(ngx_http_request_t *r,
 static void ngx_http_history_record(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
     ngx_str_t *key, ngx_str_t *id);
+static ngx_int_t ngx_http_history_visitor(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_str_t *key);
+static ngx_uint_t ngx_http_history_valid_visitor(u_char *p, size_t len);
+static ngx_int_t ngx_http_history_random(ngx_http_history_main_conf_t *hmcf,
+    ngx_log_t *log, u_char *p);
+static ngx_http_history_ctx_t *ngx_http_history_get_ctx(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_history_read(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_str_t *key, ngx_uint_t op);
+static void ngx_http_history_reply(ngx_http_history_cmd_t *cmd,
+    redisReply *reply);
+static void ngx_http_history_resume(ngx_event_t *ev);
+static void ngx_http_history_cleanup(void *data);
+static ngx_int_t ngx_http_history_fetch_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_history_serve_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_history_respond(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx);
+static ngx_int_t ngx_http_history_render(ngx_http_request_t *r,
+    ngx_array_t *ids, ngx_uint_t format, ngx_str_t *exclude,
+    ngx_uint_t limit, ngx_str_t *out);
+static ngx_uint_t ngx_http_history_safe_id(u_char *p, size_t len);
+static ngx_int_t ngx_http_history_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_history_set_cookie(ngx_http_request_t *r,
+    ngx_http_history_cookie_t *cookie, ngx_str_t *key);
+static ngx_int_t ngx_http_history_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_history_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_history_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static char *ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_set_number(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -58,6 +134,10 @@ static char *ngx_http_history_set_time(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_history_set_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value, char *reason);
@@ -69,6 +149,13 @@ static char *ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_history_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_history_init_process(ngx_cycle_t *cycle);
 static void ngx_http_history_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_history_fallbacks[] = {
+    { ngx_string("empty"), NGX_HTTP_HISTORY_EMPTY },
+    { ngx_string("error"), NGX_HTTP_HISTORY_ERROR },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_history_commands[] = {
@@ -129,12 +216,47 @@ static ngx_command_t  ngx_http_history_commands[] = {
       0,
       NULL },
 
+    { ngx_string("history_serve"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_history_serve,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("history_fallback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, fallback),
+      &ngx_http_history_fallbacks },
+
+    { ngx_string("history_fetch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, fetch),
+      NULL },
+
+    { ngx_string("history_forget"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, forget),
+      NULL },
+
+    { ngx_string("history_cookie"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_history_cookie,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_history_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_history_add_variables,        /* preconfiguration */
     ngx_http_history_init,                 /* postconfiguration */
 
     ngx_http_history_create_main_conf,     /* create main configuration */
@@ -167,6 +289,21 @@ ngx_module_t  ngx_http_history_module = {
 static ngx_str_t  ngx_http_history_default_key =
     ngx_string("$cookie_sessionid");
 static ngx_str_t  ngx_http_history_default_pattern = ngx_string("^[0-9]+$");
+
+
+static ngx_http_variable_t  ngx_http_history_vars[] = {
+
+    { ngx_string("history"), NULL, ngx_http_history_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("history_key"), NULL, ngx_http_history_key_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 /*
@@ -209,7 +346,7 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (ngx_http_complex_value(r, hlcf->key, &key) != NGX_OK) {
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -360,6 +497,859 @@ ngx_http_history_record(ngx_http_request_t *r,
 #undef ngx_http_history_unit
 
     (void) ngx_http_history_link_send(link, &k, unit, 6, NULL, NULL);
+}
+
+
+/*
+ * Who the visitor is: history_key, or else the module's own visitor cookie
+ * when history_cookie is set, or else a new visitor id if the response
+ * header can still carry it.  Decided once per main request.
+ */
+
+static ngx_int_t
+ngx_http_history_visitor(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_str_t *key)
+{
+    u_char                        *p;
+    ngx_http_history_ctx_t        *ctx;
+    ngx_http_variable_value_t     *vv;
+    ngx_http_history_cookie_t     *cookie;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    ctx = ngx_http_history_get_ctx(r->main);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->key_done) {
+        *key = ctx->key;
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, hlcf->key, &ctx->key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cookie = hlcf->cookie;
+
+    if (ctx->key.len || cookie == NULL) {
+        goto done;
+    }
+
+    vv = ngx_http_get_indexed_variable(r, cookie->index);
+
+    if (vv && !vv->not_found && vv->len) {
+        if (ngx_http_history_valid_visitor(vv->data, vv->len)) {
+            ctx->key.data = vv->data;
+            ctx->key.len = vv->len;
+            goto done;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: malformed \"%V\" cookie of %uz bytes, "
+                      "ignored", &cookie->name, (size_t) vv->len);
+    }
+
+    if (r->main->header_sent) {
+        /* too late to set a cookie: a visitor without history */
+        goto done;
+    }
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    p = ngx_pnalloc(r->main->pool, NGX_HTTP_HISTORY_VISITOR_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_history_random(hmcf, r->connection->log, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->key.data = p;
+    ctx->key.len = NGX_HTTP_HISTORY_VISITOR_LEN;
+    ctx->issue = 1;
+
+done:
+
+    ctx->key_done = 1;
+    *key = ctx->key;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_history_valid_visitor(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    if (len != NGX_HTTP_HISTORY_VISITOR_LEN) {
+        return 0;
+    }
+
+    for (last = p + len; p < last; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* a visitor id: 128 bits from the kernel's CSPRNG, as 32 hex digits */
+
+static ngx_int_t
+ngx_http_history_random(ngx_http_history_main_conf_t *hmcf, ngx_log_t *log,
+    u_char *p)
+{
+    u_char   bytes[NGX_HTTP_HISTORY_VISITOR_LEN / 2];
+    ssize_t  n;
+
+    if (hmcf->random == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "history: no random source for visitor ids");
+        return NGX_ERROR;
+    }
+
+    n = read(hmcf->random, bytes, sizeof(bytes));
+
+    if (n != (ssize_t) sizeof(bytes)) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "history: read() from \"/dev/urandom\" failed");
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(p, bytes, sizeof(bytes));
+
+    return NGX_OK;
+}
+
+
+static ngx_http_history_ctx_t *
+ngx_http_history_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ctx->request = r;
+
+        ngx_http_set_ctx(r, ctx, ngx_http_history_module);
+    }
+
+    return ctx;
+}
+
+
+/*
+ * Sends a read (LRANGE) or a forget (DEL) for the visitor; the request
+ * waits for ngx_http_history_resume() on an event: the answer, or the
+ * timeout.  NGX_DECLINED: nothing to wait for, ctx says what happened.
+ */
+
+static ngx_int_t
+ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
+    ngx_str_t *key, ngx_uint_t op)
+{
+    u_char                        *p;
+    size_t                         len[4];
+    ngx_str_t                      k;
+    const char                    *argv[4];
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_history_argv_t        unit;
+    ngx_http_history_loc_conf_t   *hlcf;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    ctx->op = op;
+    ctx->ids = NULL;
+    ctx->failed = 0;
+    ctx->done = 1;
+
+    if (key->len == 0) {
+        return NGX_DECLINED;
+    }
+
+    k.len = hlcf->prefix.len + key->len;
+    k.data = ngx_pnalloc(r->pool, k.len);
+    if (k.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(k.data, hlcf->prefix.data, hlcf->prefix.len);
+    ngx_memcpy(p, key->data, key->len);
+
+    if (hmcf->link == NULL || !ngx_http_history_link_ready(hmcf->link, &k)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "history: redis is not connected");
+        ctx->failed = 1;
+        return NGX_DECLINED;
+    }
+
+    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
+        argv[0] = "DEL";
+        len[0] = 3;
+        unit.argc = 2;
+
+    } else {
+        argv[0] = "LRANGE";
+        len[0] = 6;
+        argv[2] = "0";
+        len[2] = 1;
+        argv[3] = "-1";
+        len[3] = 2;
+        unit.argc = 4;
+    }
+
+    argv[1] = (const char *) k.data;
+    len[1] = k.len;
+
+    unit.argv = argv;
+    unit.argvlen = len;
+
+    if (!ctx->cleanup) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_history_cleanup;
+        cln->data = ctx;
+        ctx->cleanup = 1;
+    }
+
+    ctx->cmd = ngx_http_history_link_send(hmcf->link, &k, &unit, 1,
+                                          ngx_http_history_reply, ctx);
+    if (ctx->cmd == NULL) {
+        ctx->failed = 1;
+        return NGX_DECLINED;
+    }
+
+    ctx->done = 0;
+    ctx->waiting = 1;
+
+    ctx->event.handler = ngx_http_history_resume;
+    ctx->event.data = ctx;
+    ctx->event.log = r->connection->log;
+
+    ngx_add_timer(&ctx->event, hmcf->redis.timeout);
+
+    return NGX_AGAIN;
+}
+
+
+/* called by the link: keep what the request needs, wake it up */
+
+static void
+ngx_http_history_reply(ngx_http_history_cmd_t *cmd, redisReply *reply)
+{
+    size_t                   i;
+    ngx_str_t               *id;
+    redisReply              *e;
+    ngx_http_request_t      *r;
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = cmd->data;
+    r = ctx->request;
+
+    ctx->cmd = NULL;
+
+    if (reply == NULL) {
+        ctx->failed = 1;
+        goto done;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_FORGET) {
+        goto done;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: redis answered a read with a reply "
+                      "of type %d", reply->type);
+        ctx->failed = 1;
+        goto done;
+    }
+
+    ctx->ids = ngx_array_create(r->pool, reply->elements + 1,
+                                sizeof(ngx_str_t));
+    if (ctx->ids == NULL) {
+        ctx->failed = 1;
+        goto done;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING || e->len == 0) {
+            continue;
+        }
+
+        id = ngx_array_push(ctx->ids);
+        if (id == NULL) {
+            ctx->failed = 1;
+            goto done;
+        }
+
+        id->len = e->len;
+        id->data = ngx_pnalloc(r->pool, e->len);
+        if (id->data == NULL) {
+            ctx->failed = 1;
+            goto done;
+        }
+
+        ngx_memcpy(id->data, e->str, e->len);
+    }
+
+done:
+
+    ctx->done = 1;
+
+    if (ctx->event.timer_set) {
+        ngx_del_timer(&ctx->event);
+    }
+
+    ngx_post_event(&ctx->event, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_history_resume(ngx_event_t *ev)
+{
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "history: redis did not answer in time");
+
+        ngx_http_history_link_cancel(ctx->cmd);
+        ctx->cmd = NULL;
+        ctx->failed = 1;
+        ctx->done = 1;
+    }
+
+    ctx->waiting = 0;
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_FETCH) {
+        if (r == r->main) {
+            r->read_event_handler = ngx_http_block_reading;
+        }
+
+        r->write_event_handler = ngx_http_core_run_phases;
+        ngx_http_core_run_phases(r);
+
+    } else {
+        ngx_http_finalize_request(r, ngx_http_history_respond(r, ctx));
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the request is going away: nothing may call back into it */
+
+static void
+ngx_http_history_cleanup(void *data)
+{
+    ngx_http_history_ctx_t  *ctx = data;
+
+    if (ctx->cmd) {
+        ngx_http_history_link_cancel(ctx->cmd);
+        ctx->cmd = NULL;
+    }
+
+    if (ctx->event.timer_set) {
+        ngx_del_timer(&ctx->event);
+    }
+
+    if (ctx->event.posted) {
+        ngx_delete_posted_event(&ctx->event);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_history_fetch_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     key;
+    ngx_http_history_ctx_t       *ctx;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (!hlcf->fetch) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_history_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->waiting) {
+        return NGX_AGAIN;
+    }
+
+    if (ctx->done) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_history_read(r, ctx, &key, NGX_HTTP_HISTORY_OP_FETCH);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        if (r == r->main) {
+            r->read_event_handler = ngx_http_test_reading;
+        }
+
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_AGAIN;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_history_serve_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     key;
+    ngx_uint_t                    op;
+    ngx_http_history_ctx_t       *ctx;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        op = NGX_HTTP_HISTORY_OP_SERVE;
+
+    } else if (r->method == NGX_HTTP_DELETE && hlcf->forget) {
+        op = NGX_HTTP_HISTORY_OP_FORGET;
+
+    } else {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = ngx_http_history_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (op == NGX_HTTP_HISTORY_OP_SERVE && ctx->done) {
+        /* history_fetch has read the list already */
+        ctx->op = op;
+        return ngx_http_history_respond(r, ctx);
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_history_read(r, ctx, &key, op);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return ngx_http_history_respond(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
+{
+    u_char                       *dst, *src;
+    ngx_int_t                     rc, n;
+    ngx_str_t                     body, exclude, value;
+    ngx_buf_t                    *b;
+    ngx_uint_t                    limit;
+    ngx_chain_t                   out;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (ctx->failed && hlcf->fallback == NGX_HTTP_HISTORY_ERROR) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_FORGET) {
+        if (ctx->failed) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->header_only = 1;
+        ngx_http_clear_content_length(r);
+
+        return ngx_http_send_header(r);
+    }
+
+    ngx_str_null(&exclude);
+    limit = NGX_MAX_UINT32_VALUE;
+
+    if (ngx_http_arg(r, (u_char *) "exclude", 7, &value) == NGX_OK
+        && value.len)
+    {
+        dst = ngx_pnalloc(r->pool, value.len);
+        if (dst == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        exclude.data = dst;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, 0);
+        exclude.len = dst - exclude.data;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &value) == NGX_OK) {
+        n = ngx_atoi(value.data, value.len);
+        if (n != NGX_ERROR) {
+            limit = n;
+        }
+    }
+
+    if (ngx_http_history_render(r, ctx->ids, hlcf->serve, &exclude, limit,
+                                &body)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = body.len;
+
+    if (hlcf->serve == NGX_HTTP_HISTORY_JSON) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "text/plain");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    if (body.len == 0) {
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body.data;
+    b->last = body.data + body.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The list as JSON (every id, escaped), or as comma-separated text (ids
+ * that could break a header or the list are left out).
+ */
+
+static ngx_int_t
+ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
+    ngx_uint_t format, ngx_str_t *exclude, ngx_uint_t limit, ngx_str_t *out)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *id;
+    ngx_uint_t   i, n, pass;
+
+    id = ids ? ids->elts : NULL;
+    len = 0;
+    p = NULL;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        if (pass == 1) {
+            out->data = ngx_pnalloc(r->pool, len);
+            if (out->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = out->data;
+        }
+
+        if (format == NGX_HTTP_HISTORY_JSON) {
+            if (p) {
+                *p++ = '[';
+            }
+
+            len = 2;
+        }
+
+        for (i = 0, n = 0; ids && i < ids->nelts && n < limit; i++) {
+
+            if (exclude->len == id[i].len
+                && ngx_strncmp(exclude->data, id[i].data, id[i].len) == 0)
+            {
+                continue;
+            }
+
+            if (format == NGX_HTTP_HISTORY_JSON) {
+                len += (n ? 1 : 0) + 2 + id[i].len
+                       + ngx_escape_json(NULL, id[i].data, id[i].len);
+
+                if (p) {
+                    if (n) {
+                        *p++ = ',';
+                    }
+
+                    *p++ = '"';
+                    p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+                    *p++ = '"';
+                }
+
+            } else {
+                if (!ngx_http_history_safe_id(id[i].data, id[i].len)) {
+                    continue;
+                }
+
+                len += (n ? 1 : 0) + id[i].len;
+
+                if (p) {
+                    if (n) {
+                        *p++ = ',';
+                    }
+
+                    p = ngx_cpymem(p, id[i].data, id[i].len);
+                }
+            }
+
+            n++;
+        }
+
+        if (p && format == NGX_HTTP_HISTORY_JSON) {
+            *p++ = ']';
+        }
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_history_safe_id(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    for (last = p + len; p < last; p++) {
+        if (*p <= ' ' || *p == ',' || *p == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_history_header_filter(ngx_http_request_t *r)
+{
+    ngx_str_t                     key;
+    ngx_http_history_ctx_t       *ctx;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (hlcf->cookie == NULL || r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
+
+    if (ctx->issue && !ctx->cookie_set) {
+        if (ngx_http_history_set_cookie(r, hlcf->cookie, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->cookie_set = 1;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_history_set_cookie(ngx_http_request_t *r,
+    ngx_http_history_cookie_t *cookie, ngx_str_t *key)
+{
+    u_char           *p, *data;
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    len = cookie->name.len + 1 + key->len + cookie->attrs.len
+          + sizeof("; Expires=Thu, 31-Dec-2037 23:55:55 GMT") - 1;
+
+    data = ngx_pnalloc(r->pool, len);
+    if (data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(data, cookie->name.data, cookie->name.len);
+    *p++ = '=';
+    p = ngx_cpymem(p, key->data, key->len);
+
+    if (cookie->expires) {
+        p = ngx_cpymem(p, "; Expires=", sizeof("; Expires=") - 1);
+        p = ngx_http_cookie_time(p, ngx_time() + cookie->expires);
+    }
+
+    p = ngx_cpymem(p, cookie->attrs.data, cookie->attrs.len);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Set-Cookie");
+    h->value.data = data;
+    h->value.len = p - data;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "history: new visitor \"%V\"", key);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_history_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                s, none;
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
+
+    ngx_str_null(&none);
+
+    if (ctx == NULL || ctx->ids == NULL) {
+        ngx_str_null(&s);
+
+    } else if (ngx_http_history_render(r, ctx->ids, NGX_HTTP_HISTORY_TEXT,
+                                       &none, NGX_MAX_UINT32_VALUE, &s)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v->len = s.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                     key;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (hlcf->key == NULL
+        || ngx_http_history_visitor(r, hlcf, &key) != NGX_OK)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = key.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = key.data;
+
+    return NGX_OK;
 }
 
 
@@ -645,6 +1635,228 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (hlcf->serve != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
+        hlcf->serve = NGX_HTTP_HISTORY_JSON;
+
+    } else if (ngx_strcmp(value[1].data, "text") == 0) {
+        hlcf->serve = NGX_HTTP_HISTORY_TEXT;
+
+    } else {
+        return ngx_http_history_invalid(cf, cmd, &value[1],
+                                        "it must be \"json\" or \"text\"");
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_history_serve_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    u_char                     *p, *last;
+    time_t                      t;
+    ngx_str_t                  *value, s, domain, path, samesite, name;
+    ngx_uint_t                  i, secure, httponly;
+    ngx_http_history_cookie_t  *cookie;
+
+    if (hlcf->cookie != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            return ngx_http_history_invalid(cf, cmd, &value[2], NULL);
+        }
+
+        hlcf->cookie = NULL;
+        return NGX_CONF_OK;
+    }
+
+    for (p = value[1].data, last = p + value[1].len; p < last; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            return ngx_http_history_invalid(cf, cmd, &value[1],
+                       "a cookie name is letters, digits, \"_\" and \"-\"");
+        }
+    }
+
+    cookie = ngx_pcalloc(cf->pool, sizeof(ngx_http_history_cookie_t));
+    if (cookie == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cookie->name = value[1];
+    cookie->expires = 90 * 86400;
+
+    ngx_str_null(&domain);
+    ngx_str_set(&path, "/");
+    ngx_str_null(&samesite);
+    secure = 0;
+    httponly = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "expires=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            if (ngx_strcmp(s.data, "off") == 0) {
+                cookie->expires = 0;
+                continue;
+            }
+
+            t = ngx_parse_time(&s, 1);
+            if (t == (time_t) NGX_ERROR || t == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
+            cookie->expires = t;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "domain=", 7) == 0) {
+            domain.data = value[i].data + 7;
+            domain.len = value[i].len - 7;
+
+            if (domain.len == 0
+                || ngx_strlchr(domain.data, domain.data + domain.len, ';'))
+            {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "path=", 5) == 0) {
+            path.data = value[i].data + 5;
+            path.len = value[i].len - 5;
+
+            if (path.len == 0 || path.data[0] != '/'
+                || ngx_strlchr(path.data, path.data + path.len, ';'))
+            {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "secure") == 0) {
+            secure = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "httponly") == 0) {
+            httponly = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "samesite=lax") == 0) {
+            ngx_str_set(&samesite, "Lax");
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "samesite=strict") == 0) {
+            ngx_str_set(&samesite, "Strict");
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "samesite=none") == 0) {
+            ngx_str_set(&samesite, "None");
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (samesite.len == 4 && !secure) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"samesite=none\" needs \"secure\" in \"%V\" "
+                           "directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    cookie->attrs.data = ngx_pnalloc(cf->pool,
+                                     sizeof("; Max-Age=") - 1 + NGX_TIME_T_LEN
+                                     + sizeof("; Domain=") - 1 + domain.len
+                                     + sizeof("; Path=") - 1 + path.len
+                                     + sizeof("; Secure; HttpOnly") - 1
+                                     + sizeof("; SameSite=Strict") - 1);
+    if (cookie->attrs.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = cookie->attrs.data;
+
+    if (cookie->expires) {
+        p = ngx_sprintf(p, "; Max-Age=%T", cookie->expires);
+    }
+
+    if (domain.len) {
+        p = ngx_sprintf(p, "; Domain=%V", &domain);
+    }
+
+    p = ngx_sprintf(p, "; Path=%V", &path);
+
+    if (secure) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+
+    if (httponly) {
+        p = ngx_cpymem(p, "; HttpOnly", sizeof("; HttpOnly") - 1);
+    }
+
+    if (samesite.len) {
+        p = ngx_sprintf(p, "; SameSite=%V", &samesite);
+    }
+
+    cookie->attrs.len = p - cookie->attrs.data;
+
+    /* the cookie's value, through nginx's own $cookie_<name> */
+
+    name.len = sizeof("cookie_") - 1 + cookie->name.len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(name.data, "cookie_%V", &cookie->name);
+
+    cookie->index = ngx_http_get_variable_index(cf, &name);
+    if (cookie->index == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    hlcf->cookie = cookie;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value, char *reason)
 {
@@ -686,6 +1898,7 @@ ngx_http_history_create_main_conf(ngx_conf_t *cf)
     hmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
     hmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
     hmcf->redis.queue = NGX_CONF_UNSET_UINT;
+    hmcf->random = NGX_INVALID_FILE;
 
     return hmcf;
 }
@@ -774,6 +1987,11 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
 #if (NGX_PCRE)
     hlcf->pattern = NGX_CONF_UNSET_PTR;
 #endif
+    hlcf->serve = NGX_CONF_UNSET_UINT;
+    hlcf->fallback = NGX_CONF_UNSET_UINT;
+    hlcf->fetch = NGX_CONF_UNSET;
+    hlcf->forget = NGX_CONF_UNSET;
+    hlcf->cookie = NGX_CONF_UNSET_PTR;
 
     return hlcf;
 }
@@ -785,6 +2003,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_history_loc_conf_t *prev = parent;
     ngx_http_history_loc_conf_t *conf = child;
 
+    char                          *name;
     ngx_uint_t                    *code;
     ngx_http_history_main_conf_t  *hmcf;
 
@@ -801,11 +2020,36 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              hmcf->default_pattern);
 #endif
 
-    if (conf->record && hmcf->redis.addr == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"history_record\" needs \"history_redis\" "
-                           "in the http block");
-        return NGX_CONF_ERROR;
+    ngx_conf_merge_uint_value(conf->serve, prev->serve, 0);
+    ngx_conf_merge_uint_value(conf->fallback, prev->fallback,
+                              NGX_HTTP_HISTORY_EMPTY);
+    ngx_conf_merge_value(conf->fetch, prev->fetch, 0);
+    ngx_conf_merge_value(conf->forget, prev->forget, 0);
+    ngx_conf_merge_ptr_value(conf->cookie, prev->cookie, NULL);
+
+    if (hmcf->redis.addr == NULL) {
+        if (conf->record) {
+            name = "history_record";
+
+        } else if (conf->serve) {
+            name = "history_serve";
+
+        } else if (conf->fetch) {
+            name = "history_fetch";
+
+        } else if (conf->cookie) {
+            name = "history_cookie";
+
+        } else {
+            name = NULL;
+        }
+
+        if (name) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%s\" needs \"history_redis\" "
+                               "in the http block", name);
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (conf->status == NULL) {
@@ -853,6 +2097,16 @@ ngx_http_history_init(ngx_conf_t *cf)
 
     *h = ngx_http_history_log_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_history_fetch_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_history_header_filter;
+
     return NGX_OK;
 }
 
@@ -867,6 +2121,15 @@ ngx_http_history_init_process(ngx_cycle_t *cycle)
 
     if (hmcf == NULL || hmcf->redis.addr == NULL) {
         return NGX_OK;
+    }
+
+    hmcf->random = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY,
+                                 NGX_FILE_OPEN, 0);
+
+    if (hmcf->random == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      ngx_open_file_n " \"/dev/urandom\" failed");
+        return NGX_ERROR;
     }
 
     hmcf->link = ngx_http_history_link_create(cycle, &hmcf->redis);
@@ -886,10 +2149,17 @@ ngx_http_history_exit_process(ngx_cycle_t *cycle)
     hmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_history_module);
 
-    if (hmcf == NULL || hmcf->link == NULL) {
+    if (hmcf == NULL) {
         return;
     }
 
-    ngx_http_history_link_destroy(hmcf->link);
-    hmcf->link = NULL;
+    if (hmcf->random != NGX_INVALID_FILE) {
+        (void) ngx_close_file(hmcf->random);
+        hmcf->random = NGX_INVALID_FILE;
+    }
+
+    if (hmcf->link) {
+        ngx_http_history_link_destroy(hmcf->link);
+        hmcf->link = NULL;
+    }
 }

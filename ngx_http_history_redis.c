@@ -475,6 +475,19 @@ ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd)
 }
 
 
+/*
+ * Whether the node of this key is connected: a read is only worth sending
+ * when it is, since a request waits for the answer.
+ */
+
+ngx_uint_t
+ngx_http_history_link_ready(ngx_http_history_link_t *link, ngx_str_t *key)
+{
+    return ngx_http_history_link_node(link, key)->state
+           == NGX_HTTP_HISTORY_NODE_READY;
+}
+
+
 static ngx_http_history_node_t *
 ngx_http_history_link_node(ngx_http_history_link_t *link, ngx_str_t *key)
 {
