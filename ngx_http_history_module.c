@@ -135,6 +135,8 @@ static char *ngx_http_history_set_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_history_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -225,7 +227,7 @@ static ngx_command_t  ngx_http_history_commands[] = {
 
     { ngx_string("history_fallback"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_history_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_history_loc_conf_t, fallback),
       &ngx_http_history_fallbacks },
@@ -1631,6 +1633,52 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                     "nginx was built without PCRE");
 
 #endif
+}
+
+
+/* as ngx_conf_set_enum_slot(), naming the directive and what it takes */
+
+static char *
+ngx_http_history_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *last;
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+    u_char            reason[NGX_MAX_CONF_ERRSTR];
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    last = ngx_snprintf(reason, sizeof(reason) - 1, "it must be");
+
+    for (i = 0; e[i].name.len; i++) {
+        last = ngx_snprintf(last, reason + sizeof(reason) - 1 - last,
+                            "%s \"%V\"", i == 0 ? "" : e[i + 1].name.len
+                                                     ? "," : " or",
+                            &e[i].name);
+    }
+
+    *last = '\0';
+
+    return ngx_http_history_invalid(cf, cmd, &value[1], (char *) reason);
 }
 
 

@@ -297,3 +297,129 @@ unknown "no_such_variable" variable
 --- must_die
 --- error_log
 "history_record" needs "history_redis" in the http block
+
+
+
+=== TEST 23: history_serve with an unknown format
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_serve xml;
+    }
+--- must_die
+--- error_log
+invalid value "xml" in "history_serve" directive, it must be "json" or "text"
+
+
+
+=== TEST 24: history_serve without history_redis
+--- config
+    location = /t {
+        history_serve;
+    }
+--- must_die
+--- error_log
+"history_serve" needs "history_redis" in the http block
+
+
+
+=== TEST 25: history_fallback with an unknown value
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_fallback zero;
+    }
+--- must_die
+--- error_log
+invalid value "zero" in "history_fallback" directive, it must be "empty" or "error"
+
+
+
+=== TEST 26: history_fetch that is not on or off
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_fetch yes;
+    }
+--- must_die
+--- error_log
+invalid value "yes" in "history_fetch" directive, it must be "on" or "off"
+
+
+
+=== TEST 27: history_cookie with a bad name
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie "vid.x";
+    }
+--- must_die
+--- error_log
+invalid value "vid.x" in "history_cookie" directive
+
+
+
+=== TEST 28: history_cookie with an unknown parameter
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid forever;
+    }
+--- must_die
+--- error_log
+invalid parameter "forever" in "history_cookie" directive
+
+
+
+=== TEST 29: history_cookie with a bad expires
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid expires=soon;
+    }
+--- must_die
+--- error_log
+invalid value "expires=soon" in "history_cookie" directive
+
+
+
+=== TEST 30: history_cookie with a relative path
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid path=shop;
+    }
+--- must_die
+--- error_log
+invalid value "path=shop" in "history_cookie" directive
+
+
+
+=== TEST 31: history_cookie samesite=none without secure
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid samesite=none;
+    }
+--- must_die
+--- error_log
+"samesite=none" needs "secure" in "history_cookie" directive
+
+
+
+=== TEST 32: history_cookie without history_redis
+--- config
+    location = /t {
+        history_cookie vid;
+    }
+--- must_die
+--- error_log
+"history_cookie" needs "history_redis" in the http block
