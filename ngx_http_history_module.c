@@ -691,9 +691,9 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     p = ngx_cpymem(k.data, hlcf->prefix.data, hlcf->prefix.len);
     ngx_memcpy(p, key->data, key->len);
 
-    if (hmcf->link == NULL || !ngx_http_history_link_ready(hmcf->link, &k)) {
+    if (hmcf->link == NULL || !ngx_http_history_link_up(hmcf->link, &k)) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "history: redis is not connected");
+                       "history: redis is away");
         ctx->failed = 1;
         return NGX_DECLINED;
     }

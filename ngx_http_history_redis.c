@@ -187,9 +187,7 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     node->flush.data = node;
     node->flush.log = &node->log;
 
-    /* connect on the first turn of the event loop */
-
-    ngx_add_timer(&node->reconnect, 1);
+    ngx_http_history_node_connect(node);
 
     return NGX_OK;
 }
@@ -476,15 +474,16 @@ ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd)
 
 
 /*
- * Whether the node of this key is connected: a read is only worth sending
- * when it is, since a request waits for the answer.
+ * Whether the node of this key is connected or connecting: a read is only
+ * worth sending then, since a request waits for the answer; while the node
+ * waits to reconnect, Redis is known to be away.
  */
 
 ngx_uint_t
-ngx_http_history_link_ready(ngx_http_history_link_t *link, ngx_str_t *key)
+ngx_http_history_link_up(ngx_http_history_link_t *link, ngx_str_t *key)
 {
     return ngx_http_history_link_node(link, key)->state
-           == NGX_HTTP_HISTORY_NODE_READY;
+           != NGX_HTTP_HISTORY_NODE_DOWN;
 }
 
 

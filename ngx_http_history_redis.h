@@ -83,7 +83,7 @@ ngx_http_history_cmd_t *ngx_http_history_link_send(
     ngx_http_history_argv_t *unit, ngx_uint_t n,
     ngx_http_history_reply_pt handler, void *data);
 void ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd);
-ngx_uint_t ngx_http_history_link_ready(ngx_http_history_link_t *link,
+ngx_uint_t ngx_http_history_link_up(ngx_http_history_link_t *link,
     ngx_str_t *key);
 ngx_http_history_link_stats_t *ngx_http_history_link_stats(
     ngx_http_history_link_t *link);
