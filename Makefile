@@ -11,6 +11,7 @@
 #   make SAN=1 ...     build with AddressSanitizer and UBSan
 #   make CFLAGS=...    extra compiler flags (LDFLAGS=... for the linker)
 #   make test TESTS=t/010-record.t
+#   make test-valgrind   the read path under valgrind (memcheck)
 #   make test-upstream-build NGINX_SRC=/path/to/nginx-1.x
 #
 # The module is built against Debian's nginx through the nginx-dev package:
@@ -119,7 +120,8 @@ RUN_REDIS_PORT ?=   16380
 RUN_NGINX ?=        $(if $(SAN_OPT),$(TOP)/scripts/nginx-san,$(NGINX))
 
 
-.PHONY: all build deps test test-upstream-build run stop clean help FORCE
+.PHONY: all build deps test test-valgrind test-upstream-build run stop clean \
+        help FORCE
 
 all: build
 
@@ -185,6 +187,17 @@ test: build
 	       TEST_NGINX_REDIS_PORT='$(TEST_NGINX_REDIS_PORT)'; \
 	echo "prove: PERL5LIB=$$PERL5LIB TEST_NGINX_BINARY=$$TEST_NGINX_BINARY"; \
 	$(PROVE) $(PROVE_FLAGS) -r $(TESTS)
+
+
+# The files where requests wait for Redis, under valgrind's memcheck: a
+# block fails on any error whose stack mentions the module.
+
+VALGRIND_TESTS ?=   t/070-serve.t t/080-fetch-cookie.t t/085-abort.t
+
+test-valgrind: build
+	@$(TOP)/scripts/deps.sh valgrind
+	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) test \
+	    TESTS='$(VALGRIND_TESTS)' TEST_NGINX_USE_VALGRIND=1
 
 
 # Builds the module against an upstream nginx source tree (a directory or

@@ -113,15 +113,22 @@ start() {
     url=http://$RUN_HOST:$RUN_PORT
     cat <<EOT
 
-The demo is running.  View a few products as visitor "demo":
+The demo is running.  Open $url/ in a browser and click
+around: each product page shows a "Recently viewed" strip, filled by nginx.
+
+Or with curl, as visitor "demo":
 
     curl -b sessionid=demo $url/product/42
     curl -b sessionid=demo $url/product/7
-    curl -b sessionid=demo $url/product/1000
+    curl -b sessionid=demo $url/history.json
 
-then see what was recorded, most recent first:
+see what nginx recorded, most recent first:
 
     redis-cli -p $RUN_REDIS_PORT LRANGE history:demo 0 -1
+
+and forget it:
+
+    curl -X DELETE -b sessionid=demo $url/history.json
 
 Logs are in $RUN_DIR/logs/.  Stop both servers with:
 
