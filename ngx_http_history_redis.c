@@ -94,6 +94,7 @@ static ngx_uint_t ngx_http_history_reply_failed(redisReply *reply);
 static void ngx_http_history_node_log_reply(ngx_http_history_node_t *node,
     redisReply *reply);
 static void ngx_http_history_node_close(ngx_http_history_node_t *node);
+static void ngx_http_history_node_disconnect(ngx_http_history_node_t *node);
 static void ngx_http_history_node_up(ngx_http_history_node_t *node);
 static void ngx_http_history_node_drop_all(ngx_http_history_node_t *node);
 static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
@@ -310,15 +311,7 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
             ngx_delete_posted_event(&node->flush);
         }
 
-        if (node->peer.connection) {
-            ngx_close_connection(node->peer.connection);
-            node->peer.connection = NULL;
-        }
-
-        if (node->reader) {
-            redisReaderFree(node->reader);
-            node->reader = NULL;
-        }
+        ngx_http_history_node_disconnect(node);
 
         while (!ngx_queue_empty(&node->inflight)) {
             ngx_http_history_cmd_done(link,
@@ -1012,15 +1005,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
     link = node->link;
 
-    if (node->peer.connection) {
-        ngx_close_connection(node->peer.connection);
-        node->peer.connection = NULL;
-    }
-
-    if (node->reader) {
-        redisReaderFree(node->reader);
-        node->reader = NULL;
-    }
+    ngx_http_history_node_disconnect(node);
 
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
     node->log.action = NULL;
@@ -1074,6 +1059,21 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
     node->reconnect.cancelable = (node->npending == 0);
     ngx_add_timer(&node->reconnect, delay);
+}
+
+
+static void
+ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
+{
+    if (node->peer.connection) {
+        ngx_close_connection(node->peer.connection);
+        node->peer.connection = NULL;
+    }
+
+    if (node->reader) {
+        redisReaderFree(node->reader);
+        node->reader = NULL;
+    }
 }
 
 
