@@ -25,6 +25,15 @@
 #define NGX_HTTP_HISTORY_OP_FETCH     0
 #define NGX_HTTP_HISTORY_OP_SERVE     1
 #define NGX_HTTP_HISTORY_OP_FORGET    2
+#define NGX_HTTP_HISTORY_OP_ONLINE    3
+#define NGX_HTTP_HISTORY_OP_VIEWS     4
+
+#define NGX_HTTP_HISTORY_COUNT_DAILY  0x01
+#define NGX_HTTP_HISTORY_COUNT_UNIQUE 0x02
+
+#define NGX_HTTP_HISTORY_IDS_MAX      50
+#define NGX_HTTP_HISTORY_ARGS_MAX     256
+#define NGX_HTTP_HISTORY_SEEN_SIZE    4096
 
 
 typedef struct {
@@ -35,6 +44,28 @@ typedef struct {
 } ngx_http_history_cookie_t;
 
 
+/* a visitor whose last action was written in this second, per worker */
+
+typedef struct {
+    time_t                          time;
+    ngx_uint_t                      hash;
+    uint32_t                        check;
+} ngx_http_history_seen_t;
+
+
+typedef struct {
+    ngx_uint_t                      nunits;
+    ngx_uint_t                      nargs;
+    size_t                          used;
+    unsigned                        overflow:1;
+
+    ngx_http_history_argv_t         unit[NGX_HTTP_HISTORY_UNIT_MAX];
+    const char                     *argv[NGX_HTTP_HISTORY_ARGS_MAX];
+    size_t                          len[NGX_HTTP_HISTORY_ARGS_MAX];
+    u_char                          numbers[8 * NGX_TIME_T_LEN];
+} ngx_http_history_batch_t;
+
+
 typedef struct {
     ngx_http_history_redis_conf_t   redis;
     ngx_http_history_link_t        *link;
@@ -43,6 +74,12 @@ typedef struct {
     ngx_regex_t                    *default_pattern;
 #endif
     ngx_fd_t                        random;
+
+    /* per worker */
+    ngx_http_history_seen_t        *seen;
+    time_t                          pruned;
+    time_t                          day_time;
+    u_char                          day[sizeof("2026-11-23") - 1];
 } ngx_http_history_main_conf_t;
 
 
@@ -61,6 +98,14 @@ typedef struct {
     ngx_flag_t                      fetch;
     ngx_flag_t                      forget;
     ngx_http_history_cookie_t      *cookie;
+    ngx_flag_t                      last_action;
+    ngx_http_complex_value_t       *last_action_key;
+    time_t                          online_timeout;
+    ngx_http_complex_value_t       *count;
+    ngx_uint_t                      count_flags;
+    time_t                          count_expire;
+    ngx_uint_t                      views;
+    ngx_flag_t                      online;
 
     /* LTRIM's stop index and EXPIRE's seconds, as Redis wants them */
     ngx_str_t                       trim;
@@ -79,6 +124,7 @@ typedef struct {
     ngx_event_t                     event;
     ngx_array_t                    *ids;
     ngx_str_t                       key;
+    ngx_str_t                       body;
     ngx_uint_t                      op;
     unsigned                        key_done:1;
     unsigned                        issue:1;
@@ -96,6 +142,40 @@ static ngx_int_t ngx_http_history_valid_id(ngx_http_request_t *r,
 static void ngx_http_history_record(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
     ngx_str_t *key, ngx_str_t *id);
+static void ngx_http_history_command(ngx_http_history_batch_t *b,
+    char *name);
+static void ngx_http_history_arg(ngx_http_history_batch_t *b, u_char *data,
+    size_t len);
+static void ngx_http_history_arg_num(ngx_http_history_batch_t *b, time_t n);
+static ngx_http_history_cmd_t *ngx_http_history_batch_send(
+    ngx_http_history_link_t *link, ngx_str_t *key,
+    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
+    void *data);
+static ngx_int_t ngx_http_history_make_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, char *part, ngx_str_t *id,
+    ngx_str_t *suffix, ngx_str_t *k);
+static void ngx_http_history_last_action(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key);
+static void ngx_http_history_count(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key, ngx_str_t *id);
+static void ngx_http_history_today(ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *day);
+static ngx_int_t ngx_http_history_parse_ids(ngx_http_request_t *r,
+    ngx_array_t **ids);
+static ngx_int_t ngx_http_history_online_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_history_views_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_history_query_start(ngx_http_request_t *r,
+    ngx_http_history_ctx_t **ctx, ngx_array_t **ids);
+static ngx_int_t ngx_http_history_query(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_str_t *k, ngx_http_history_batch_t *b,
+    ngx_uint_t op);
+static ngx_int_t ngx_http_history_online_body(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_history_views_body(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, redisReply *reply);
+static off_t ngx_http_history_reply_number(redisReply *e);
 static ngx_int_t ngx_http_history_visitor(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_str_t *key);
 static ngx_uint_t ngx_http_history_valid_visitor(u_char *p, size_t len);
@@ -105,6 +185,9 @@ static ngx_http_history_ctx_t *ngx_http_history_get_ctx(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_history_read(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, ngx_str_t *key, ngx_uint_t op);
+static ngx_int_t ngx_http_history_wait(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_str_t *k, ngx_http_history_batch_t *b,
+    ngx_uint_t op);
 static void ngx_http_history_reply(ngx_http_history_cmd_t *cmd,
     redisReply *reply);
 static void ngx_http_history_resume(ngx_event_t *ev);
@@ -140,6 +223,12 @@ static char *ngx_http_history_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value, char *reason);
@@ -246,6 +335,55 @@ static ngx_command_t  ngx_http_history_commands[] = {
       offsetof(ngx_http_history_loc_conf_t, forget),
       NULL },
 
+    { ngx_string("history_last_action"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, last_action),
+      NULL },
+
+    { ngx_string("history_last_action_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, last_action_key),
+      NULL },
+
+    { ngx_string("history_online_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_time,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, online_timeout),
+      NULL },
+
+    { ngx_string("history_online"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_history_online,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("history_count"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_history_count_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("history_count_expire"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_time,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, count_expire),
+      NULL },
+
+    { ngx_string("history_views"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_history_views,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("history_cookie"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_history_cookie,
@@ -323,13 +461,32 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
-    if (hlcf->record == NULL || r->method != NGX_HTTP_GET) {
+    if (hlcf->record == NULL && hlcf->count == NULL && !hlcf->last_action) {
         return NGX_OK;
     }
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
 
     if (hmcf->link == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (key.len > NGX_HTTP_HISTORY_KEY_MAX) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: visitor key of %uz bytes is too long, "
+                      "ignored", key.len);
+        ngx_str_null(&key);
+    }
+
+    if (hlcf->last_action && key.len) {
+        ngx_http_history_last_action(r, hlcf, hmcf, &key);
+    }
+
+    if (r->method != NGX_HTTP_GET) {
         return NGX_OK;
     }
 
@@ -348,20 +505,17 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
-        return NGX_ERROR;
+    if (hlcf->count) {
+        if (ngx_http_complex_value(r, hlcf->count, &id) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_history_valid_id(r, hlcf, &id) == NGX_OK) {
+            ngx_http_history_count(r, hlcf, hmcf, &key, &id);
+        }
     }
 
-    if (key.len == 0) {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "history: no visitor key");
-        return NGX_OK;
-    }
-
-    if (key.len > NGX_HTTP_HISTORY_KEY_MAX) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "history: visitor key of %uz bytes is too long, "
-                      "view not recorded", key.len);
+    if (hlcf->record == NULL || key.len == 0) {
         return NGX_OK;
     }
 
@@ -441,64 +595,763 @@ ngx_http_history_record(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
     ngx_str_t *key, ngx_str_t *id)
 {
-    u_char                   *p;
-    size_t                    len[16];
     ngx_str_t                 k;
-    const char               *argv[16];
-    ngx_http_history_argv_t   unit[6];
+    ngx_http_history_batch_t  b;
 
-    k.len = hlcf->prefix.len + key->len;
-    k.data = ngx_pnalloc(r->pool, k.len);
-    if (k.data == NULL) {
+    if (ngx_http_history_make_key(r, hlcf, "", key, NULL, &k) != NGX_OK) {
         return;
     }
-
-    p = ngx_cpymem(k.data, hlcf->prefix.data, hlcf->prefix.len);
-    ngx_memcpy(p, key->data, key->len);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "history: record \"%V\" for \"%V\"", id, &k);
 
-#define ngx_http_history_arg(i, s, l)                                         \
-    argv[i] = (const char *) (s); len[i] = (l)
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
 
-    ngx_http_history_arg(0, "MULTI", 5);
+    ngx_http_history_command(&b, "MULTI");
 
-    ngx_http_history_arg(1, "LREM", 4);
-    ngx_http_history_arg(2, k.data, k.len);
-    ngx_http_history_arg(3, "0", 1);
-    ngx_http_history_arg(4, id->data, id->len);
+    ngx_http_history_command(&b, "LREM");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, (u_char *) "0", 1);
+    ngx_http_history_arg(&b, id->data, id->len);
 
-    ngx_http_history_arg(5, "LPUSH", 5);
-    ngx_http_history_arg(6, k.data, k.len);
-    ngx_http_history_arg(7, id->data, id->len);
+    ngx_http_history_command(&b, "LPUSH");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, id->data, id->len);
 
-    ngx_http_history_arg(8, "LTRIM", 5);
-    ngx_http_history_arg(9, k.data, k.len);
-    ngx_http_history_arg(10, "0", 1);
-    ngx_http_history_arg(11, hlcf->trim.data, hlcf->trim.len);
+    ngx_http_history_command(&b, "LTRIM");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, (u_char *) "0", 1);
+    ngx_http_history_arg(&b, hlcf->trim.data, hlcf->trim.len);
 
-    ngx_http_history_arg(12, "EXPIRE", 6);
-    ngx_http_history_arg(13, k.data, k.len);
-    ngx_http_history_arg(14, hlcf->ttl.data, hlcf->ttl.len);
+    ngx_http_history_command(&b, "EXPIRE");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, hlcf->ttl.data, hlcf->ttl.len);
 
-    ngx_http_history_arg(15, "EXEC", 4);
+    ngx_http_history_command(&b, "EXEC");
 
-#undef ngx_http_history_arg
+    (void) ngx_http_history_batch_send(link, &k, &b, NULL, NULL);
+}
 
-#define ngx_http_history_unit(u, first, n)                                    \
-    unit[u].argc = n; unit[u].argv = &argv[first]; unit[u].argvlen = &len[first]
 
-    ngx_http_history_unit(0, 0, 1);
-    ngx_http_history_unit(1, 1, 4);
-    ngx_http_history_unit(2, 5, 3);
-    ngx_http_history_unit(3, 8, 4);
-    ngx_http_history_unit(4, 12, 3);
-    ngx_http_history_unit(5, 15, 1);
+/*
+ * A unit of work being built: commands, their arguments, and room for the
+ * numbers among them.  Lives on the stack of the one who sends it.
+ */
 
-#undef ngx_http_history_unit
+static void
+ngx_http_history_command(ngx_http_history_batch_t *b, char *name)
+{
+    ngx_http_history_argv_t  *u;
 
-    (void) ngx_http_history_link_send(link, &k, unit, 6, NULL, NULL);
+    if (b->nunits == NGX_HTTP_HISTORY_UNIT_MAX) {
+        b->overflow = 1;
+        return;
+    }
+
+    u = &b->unit[b->nunits++];
+
+    u->argc = 0;
+    u->argv = &b->argv[b->nargs];
+    u->argvlen = &b->len[b->nargs];
+
+    ngx_http_history_arg(b, (u_char *) name, ngx_strlen(name));
+}
+
+
+static void
+ngx_http_history_arg(ngx_http_history_batch_t *b, u_char *data, size_t len)
+{
+    if (b->overflow || b->nargs == NGX_HTTP_HISTORY_ARGS_MAX) {
+        b->overflow = 1;
+        return;
+    }
+
+    b->argv[b->nargs] = (const char *) data;
+    b->len[b->nargs++] = len;
+    b->unit[b->nunits - 1].argc++;
+}
+
+
+static void
+ngx_http_history_arg_num(ngx_http_history_batch_t *b, time_t n)
+{
+    u_char  *p;
+
+    if (b->used + NGX_TIME_T_LEN > sizeof(b->numbers)) {
+        b->overflow = 1;
+        return;
+    }
+
+    p = b->numbers + b->used;
+    b->used = ngx_sprintf(p, "%T", n) - b->numbers;
+
+    ngx_http_history_arg(b, p, b->numbers + b->used - p);
+}
+
+
+static ngx_http_history_cmd_t *
+ngx_http_history_batch_send(ngx_http_history_link_t *link, ngx_str_t *key,
+    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
+    void *data)
+{
+    if (b->overflow) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "history: too many redis commands in one unit");
+        return NULL;
+    }
+
+    return ngx_http_history_link_send(link, key, b->unit, b->nunits,
+                                      handler, data);
+}
+
+
+/* <prefix><part>[<id>][:<suffix>], in the request's pool */
+
+static ngx_int_t
+ngx_http_history_make_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, char *part, ngx_str_t *id,
+    ngx_str_t *suffix, ngx_str_t *k)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_strlen(part);
+
+    k->len = hlcf->prefix.len + len + (id ? id->len : 0)
+             + (suffix ? 1 + suffix->len : 0);
+
+    k->data = ngx_pnalloc(r->pool, k->len);
+    if (k->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(k->data, hlcf->prefix.data, hlcf->prefix.len);
+    p = ngx_cpymem(p, part, len);
+
+    if (id) {
+        p = ngx_cpymem(p, id->data, id->len);
+    }
+
+    if (suffix) {
+        *p++ = ':';
+        ngx_memcpy(p, suffix->data, suffix->len);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The visitor's last action: SET <last action key> <now> EX <timeout> and
+ * ZADD <prefix>online <now> <visitor>, at most once a second per visitor
+ * and worker.  Once a second per worker the online set is also pruned of
+ * visitors gone for longer than the timeout, and its TTL refreshed.
+ */
+
+static void
+ngx_http_history_last_action(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key)
+{
+    time_t                     now;
+    uint32_t                   check;
+    ngx_str_t                  k, online;
+    ngx_uint_t                 hash;
+    ngx_http_history_seen_t   *seen;
+    ngx_http_history_batch_t   b;
+
+    now = ngx_time();
+
+    hash = ngx_hash_key(key->data, key->len);
+    check = ngx_crc32_short(key->data, key->len);
+    seen = &hmcf->seen[hash % NGX_HTTP_HISTORY_SEEN_SIZE];
+
+    if (seen->time == now && seen->hash == hash && seen->check == check) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "history: last action of \"%V\" already written",
+                       key);
+        return;
+    }
+
+    seen->time = now;
+    seen->hash = hash;
+    seen->check = check;
+
+    if (hlcf->last_action_key) {
+        if (ngx_http_complex_value(r, hlcf->last_action_key, &k) != NGX_OK
+            || k.len == 0)
+        {
+            return;
+        }
+
+    } else if (ngx_http_history_make_key(r, hlcf, "last_action:", key, NULL,
+                                         &k)
+               != NGX_OK)
+    {
+        return;
+    }
+
+    if (ngx_http_history_make_key(r, hlcf, "online", NULL, NULL, &online)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    ngx_http_history_command(&b, "SET");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg_num(&b, now);
+    ngx_http_history_arg(&b, (u_char *) "EX", 2);
+    ngx_http_history_arg_num(&b, hlcf->online_timeout);
+
+    ngx_http_history_command(&b, "ZADD");
+    ngx_http_history_arg(&b, online.data, online.len);
+    ngx_http_history_arg_num(&b, now);
+    ngx_http_history_arg(&b, key->data, key->len);
+
+    if (hmcf->pruned != now) {
+        hmcf->pruned = now;
+
+        ngx_http_history_command(&b, "ZREMRANGEBYSCORE");
+        ngx_http_history_arg(&b, online.data, online.len);
+        ngx_http_history_arg(&b, (u_char *) "-inf", 4);
+        ngx_http_history_arg_num(&b, now - hlcf->online_timeout);
+
+        ngx_http_history_command(&b, "EXPIRE");
+        ngx_http_history_arg(&b, online.data, online.len);
+        ngx_http_history_arg_num(&b, hlcf->online_timeout);
+    }
+
+    (void) ngx_http_history_batch_send(hmcf->link, key, &b, NULL, NULL);
+}
+
+
+/*
+ * A page view: INCR <prefix>views:<id>; with "daily", also
+ * INCR <prefix>views:<id>:<YYYY-MM-DD> and its EXPIRE; with "unique",
+ * PFADD <prefix>visitors:<id> <visitor>.
+ */
+
+static void
+ngx_http_history_count(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key, ngx_str_t *id)
+{
+    ngx_str_t                  k, day;
+    ngx_http_history_batch_t   b;
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    if (ngx_http_history_make_key(r, hlcf, "views:", id, NULL, &k)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_history_command(&b, "INCR");
+    ngx_http_history_arg(&b, k.data, k.len);
+
+    if (hlcf->count_flags & NGX_HTTP_HISTORY_COUNT_DAILY) {
+        ngx_http_history_today(hmcf, &day);
+
+        if (ngx_http_history_make_key(r, hlcf, "views:", id, &day, &k)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        ngx_http_history_command(&b, "INCR");
+        ngx_http_history_arg(&b, k.data, k.len);
+
+        ngx_http_history_command(&b, "EXPIRE");
+        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_arg_num(&b, hlcf->count_expire);
+    }
+
+    if ((hlcf->count_flags & NGX_HTTP_HISTORY_COUNT_UNIQUE) && key->len) {
+        if (ngx_http_history_make_key(r, hlcf, "visitors:", id, NULL, &k)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        ngx_http_history_command(&b, "PFADD");
+        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_arg(&b, key->data, key->len);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "history: count \"%V\"", id);
+
+    (void) ngx_http_history_batch_send(hmcf->link, id, &b, NULL, NULL);
+}
+
+
+/* today's date in UTC, YYYY-MM-DD, worked out once a second */
+
+static void
+ngx_http_history_today(ngx_http_history_main_conf_t *hmcf, ngx_str_t *day)
+{
+    ngx_tm_t  tm;
+
+    if (hmcf->day_time != ngx_time()) {
+        hmcf->day_time = ngx_time();
+
+        ngx_gmtime(hmcf->day_time, &tm);
+
+        (void) ngx_sprintf(hmcf->day, "%4d-%02d-%02d",
+                           tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday);
+    }
+
+    day->data = hmcf->day;
+    day->len = sizeof(hmcf->day);
+}
+
+
+/* ?ids=a,b,c: at most NGX_HTTP_HISTORY_IDS_MAX, each at most 256 bytes */
+
+static ngx_int_t
+ngx_http_history_parse_ids(ngx_http_request_t *r, ngx_array_t **ids)
+{
+    u_char     *dst, *src, *p, *last, *start;
+    ngx_str_t   value, *id;
+
+    *ids = ngx_array_create(r->pool, 4, sizeof(ngx_str_t));
+    if (*ids == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "ids", 3, &value) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, value.len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    start = dst;
+    src = value.data;
+    ngx_unescape_uri(&dst, &src, value.len, 0);
+    last = dst;
+
+    for (p = start; p <= last; p++) {
+        if (p < last && *p != ',') {
+            continue;
+        }
+
+        if (p - start > NGX_HTTP_HISTORY_ID_MAX
+            || (*ids)->nelts == NGX_HTTP_HISTORY_IDS_MAX)
+        {
+            return NGX_DECLINED;
+        }
+
+        if (p > start) {
+            id = ngx_array_push(*ids);
+            if (id == NULL) {
+                return NGX_ERROR;
+            }
+
+            id->data = start;
+            id->len = p - start;
+        }
+
+        start = p + 1;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_online_handler(ngx_http_request_t *r)
+{
+    time_t                         now;
+    ngx_int_t                      rc;
+    ngx_str_t                      online, *id;
+    ngx_uint_t                     i;
+    ngx_array_t                   *ids;
+    ngx_http_history_ctx_t        *ctx;
+    ngx_http_history_batch_t       b;
+    ngx_http_history_loc_conf_t   *hlcf;
+
+    rc = ngx_http_history_query_start(r, &ctx, &ids);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (ngx_http_history_make_key(r, hlcf, "online", NULL, NULL, &online)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    now = ngx_time();
+
+    ctx->ids = ids;
+    id = ids->elts;
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    ngx_http_history_command(&b, "MULTI");
+
+    ngx_http_history_command(&b, "ZCOUNT");
+    ngx_http_history_arg(&b, online.data, online.len);
+    ngx_http_history_arg_num(&b, now - hlcf->online_timeout + 1);
+    ngx_http_history_arg(&b, (u_char *) "+inf", 4);
+
+    if (ids->nelts) {
+        ngx_http_history_command(&b, "ZMSCORE");
+        ngx_http_history_arg(&b, online.data, online.len);
+
+        for (i = 0; i < ids->nelts; i++) {
+            ngx_http_history_arg(&b, id[i].data, id[i].len);
+        }
+    }
+
+    ngx_http_history_command(&b, "EXEC");
+
+    return ngx_http_history_query(r, ctx, &online, &b,
+                                  NGX_HTTP_HISTORY_OP_ONLINE);
+}
+
+
+static ngx_int_t
+ngx_http_history_views_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      k, day, *id;
+    ngx_uint_t                     i;
+    ngx_array_t                   *ids;
+    ngx_http_history_ctx_t        *ctx;
+    ngx_http_history_batch_t       b;
+    ngx_http_history_loc_conf_t   *hlcf;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    rc = ngx_http_history_query_start(r, &ctx, &ids);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    ctx->ids = ids;
+    id = ids->elts;
+
+    if (ids->nelts == 0) {
+        ctx->done = 1;
+        ctx->op = NGX_HTTP_HISTORY_OP_VIEWS;
+        ngx_str_set(&ctx->body, "{}");
+        return ngx_http_history_respond(r, ctx);
+    }
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    ngx_http_history_command(&b, "MULTI");
+
+    ngx_http_history_command(&b, "MGET");
+
+    for (i = 0; i < ids->nelts; i++) {
+        if (ngx_http_history_make_key(r, hlcf, "views:", &id[i], NULL, &k)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_history_arg(&b, k.data, k.len);
+    }
+
+    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) {
+        ngx_http_history_today(hmcf, &day);
+
+        ngx_http_history_command(&b, "MGET");
+
+        for (i = 0; i < ids->nelts; i++) {
+            if (ngx_http_history_make_key(r, hlcf, "views:", &id[i], &day,
+                                          &k)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_http_history_arg(&b, k.data, k.len);
+        }
+    }
+
+    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
+        for (i = 0; i < ids->nelts; i++) {
+            if (ngx_http_history_make_key(r, hlcf, "visitors:", &id[i],
+                                          NULL, &k)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_http_history_command(&b, "PFCOUNT");
+            ngx_http_history_arg(&b, k.data, k.len);
+        }
+    }
+
+    ngx_http_history_command(&b, "EXEC");
+
+    return ngx_http_history_query(r, ctx, &id[0], &b,
+                                  NGX_HTTP_HISTORY_OP_VIEWS);
+}
+
+
+static ngx_int_t
+ngx_http_history_query_start(ngx_http_request_t *r,
+    ngx_http_history_ctx_t **ctx, ngx_array_t **ids)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    *ctx = ngx_http_history_get_ctx(r);
+    if (*ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_history_parse_ids(r, ids);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: more than %d ids, or an id over %d bytes",
+                      NGX_HTTP_HISTORY_IDS_MAX, NGX_HTTP_HISTORY_ID_MAX);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_query(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
+    ngx_str_t *k, ngx_http_history_batch_t *b, ngx_uint_t op)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_history_wait(r, ctx, k, b, op);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return ngx_http_history_respond(r, ctx);
+}
+
+
+/* {"online":N,"visitors":{"a":{"online":true,"last_seen":T},...}} */
+
+static ngx_int_t
+ngx_http_history_online_body(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, redisReply *reply)
+{
+    u_char                       *p;
+    time_t                        seen;
+    size_t                        len, i;
+    ngx_int_t                     n;
+    ngx_str_t                    *id;
+    redisReply                   *count, *scores, *e;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        return NGX_ERROR;
+    }
+
+    count = reply->element[0];
+    scores = reply->elements > 1 ? reply->element[1] : NULL;
+
+    if (count->type != REDIS_REPLY_INTEGER
+        || (scores && (scores->type != REDIS_REPLY_ARRAY
+                       || scores->elements != ctx->ids->nelts)))
+    {
+        return NGX_ERROR;
+    }
+
+    id = ctx->ids->elts;
+
+    len = sizeof("{\"online\":,\"visitors\":{}}") + NGX_INT64_LEN;
+
+    for (i = 0; i < ctx->ids->nelts; i++) {
+        len += id[i].len + ngx_escape_json(NULL, id[i].data, id[i].len)
+               + sizeof("\"\":{\"online\":false,\"last_seen\":},")
+               + NGX_TIME_T_LEN;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->body.data = p;
+
+    p = ngx_sprintf(p, "{\"online\":%L", count->integer);
+
+    if (scores) {
+        p = ngx_cpymem(p, ",\"visitors\":{", sizeof(",\"visitors\":{") - 1);
+
+        for (i = 0; i < scores->elements; i++) {
+            e = scores->element[i];
+
+            *p++ = '"';
+            p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+            p = ngx_cpymem(p, "\":{\"online\":", sizeof("\":{\"online\":") - 1);
+
+            n = (e->type == REDIS_REPLY_STRING)
+                ? ngx_atotm((u_char *) e->str, e->len) : NGX_ERROR;
+            seen = (time_t) n;
+
+            if (n == NGX_ERROR) {
+                p = ngx_sprintf(p, "false,\"last_seen\":null}");
+
+            } else {
+                p = ngx_sprintf(p, "%s,\"last_seen\":%T}",
+                                ngx_time() - seen < hlcf->online_timeout
+                                ? "true" : "false", seen);
+            }
+
+            if (i + 1 < scores->elements) {
+                *p++ = ',';
+            }
+        }
+
+        *p++ = '}';
+    }
+
+    *p++ = '}';
+
+    ctx->body.len = p - ctx->body.data;
+
+    return NGX_OK;
+}
+
+
+/* {"42":{"total":N,"today":N,"unique":N},...} */
+
+static ngx_int_t
+ngx_http_history_views_body(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, redisReply *reply)
+{
+    u_char                       *p;
+    size_t                        len, i, n, j;
+    ngx_str_t                    *id;
+    redisReply                   *total, *today, *e;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    n = ctx->ids->nelts;
+    id = ctx->ids->elts;
+
+    j = 1 + ((hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
+        + ((hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? n : 0);
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != j) {
+        return NGX_ERROR;
+    }
+
+    total = reply->element[0];
+    today = (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY)
+            ? reply->element[1] : NULL;
+
+    if (total->type != REDIS_REPLY_ARRAY || total->elements != n
+        || (today && (today->type != REDIS_REPLY_ARRAY
+                      || today->elements != n)))
+    {
+        return NGX_ERROR;
+    }
+
+    len = sizeof("{}");
+
+    for (i = 0; i < n; i++) {
+        len += id[i].len + ngx_escape_json(NULL, id[i].data, id[i].len)
+               + sizeof("\"\":{\"total\":,\"today\":,\"unique\":},")
+               + 3 * NGX_INT64_LEN;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->body.data = p;
+
+    *p++ = '{';
+
+    for (i = 0; i < n; i++) {
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+
+        p = ngx_sprintf(p, "\":{\"total\":%O",
+                        ngx_http_history_reply_number(total->element[i]));
+
+        if (today) {
+            p = ngx_sprintf(p, ",\"today\":%O",
+                        ngx_http_history_reply_number(today->element[i]));
+        }
+
+        if (hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
+            e = reply->element[reply->elements - n + i];
+            p = ngx_sprintf(p, ",\"unique\":%O",
+                            ngx_http_history_reply_number(e));
+        }
+
+        *p++ = '}';
+
+        if (i + 1 < n) {
+            *p++ = ',';
+        }
+    }
+
+    *p++ = '}';
+
+    ctx->body.len = p - ctx->body.data;
+
+    return NGX_OK;
+}
+
+
+/* a count as Redis keeps it: a string, an integer, or nothing (0) */
+
+static off_t
+ngx_http_history_reply_number(redisReply *e)
+{
+    off_t  n;
+
+    if (e->type == REDIS_REPLY_INTEGER) {
+        return e->integer;
+    }
+
+    if (e->type == REDIS_REPLY_STRING) {
+        n = ngx_atoof((u_char *) e->str, e->len);
+        return n == NGX_ERROR ? 0 : n;
+    }
+
+    return 0;
 }
 
 
@@ -661,63 +1514,68 @@ static ngx_int_t
 ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     ngx_str_t *key, ngx_uint_t op)
 {
-    u_char                        *p;
-    size_t                         len[4];
-    ngx_str_t                      k;
-    const char                    *argv[4];
-    ngx_pool_cleanup_t            *cln;
-    ngx_http_history_argv_t        unit;
-    ngx_http_history_loc_conf_t   *hlcf;
-    ngx_http_history_main_conf_t  *hmcf;
+    ngx_str_t                     k;
+    ngx_http_history_batch_t      b;
+    ngx_http_history_loc_conf_t  *hlcf;
 
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
-    ctx->op = op;
-    ctx->ids = NULL;
-    ctx->failed = 0;
-    ctx->done = 1;
-
     if (key->len == 0) {
+        ctx->op = op;
+        ctx->ids = NULL;
+        ctx->failed = 0;
+        ctx->done = 1;
         return NGX_DECLINED;
     }
 
-    k.len = hlcf->prefix.len + key->len;
-    k.data = ngx_pnalloc(r->pool, k.len);
-    if (k.data == NULL) {
+    if (ngx_http_history_make_key(r, hlcf, "", key, NULL, &k) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(k.data, hlcf->prefix.data, hlcf->prefix.len);
-    ngx_memcpy(p, key->data, key->len);
+    ctx->ids = NULL;
 
-    if (hmcf->link == NULL || !ngx_http_history_link_up(hmcf->link, &k)) {
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
+        ngx_http_history_command(&b, "DEL");
+        ngx_http_history_arg(&b, k.data, k.len);
+
+    } else {
+        ngx_http_history_command(&b, "LRANGE");
+        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_arg(&b, (u_char *) "0", 1);
+        ngx_http_history_arg(&b, (u_char *) "-1", 2);
+    }
+
+    return ngx_http_history_wait(r, ctx, &k, &b, op);
+}
+
+
+/*
+ * Sends a unit and makes the request wait for ngx_http_history_resume()
+ * on an event: the answer, or the timeout.  NGX_DECLINED: nothing to wait
+ * for, ctx says what happened.
+ */
+
+static ngx_int_t
+ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
+    ngx_str_t *k, ngx_http_history_batch_t *b, ngx_uint_t op)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    ctx->op = op;
+    ctx->failed = 0;
+    ctx->done = 1;
+
+    if (hmcf->link == NULL || !ngx_http_history_link_up(hmcf->link, k)) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "history: redis is away");
         ctx->failed = 1;
         return NGX_DECLINED;
     }
-
-    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
-        argv[0] = "DEL";
-        len[0] = 3;
-        unit.argc = 2;
-
-    } else {
-        argv[0] = "LRANGE";
-        len[0] = 6;
-        argv[2] = "0";
-        len[2] = 1;
-        argv[3] = "-1";
-        len[3] = 2;
-        unit.argc = 4;
-    }
-
-    argv[1] = (const char *) k.data;
-    len[1] = k.len;
-
-    unit.argv = argv;
-    unit.argvlen = len;
 
     if (!ctx->cleanup) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -730,8 +1588,8 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         ctx->cleanup = 1;
     }
 
-    ctx->cmd = ngx_http_history_link_send(hmcf->link, &k, &unit, 1,
-                                          ngx_http_history_reply, ctx);
+    ctx->cmd = ngx_http_history_batch_send(hmcf->link, k, b,
+                                           ngx_http_history_reply, ctx);
     if (ctx->cmd == NULL) {
         ctx->failed = 1;
         return NGX_DECLINED;
@@ -772,6 +1630,22 @@ ngx_http_history_reply(ngx_http_history_cmd_t *cmd, redisReply *reply)
     }
 
     if (ctx->op == NGX_HTTP_HISTORY_OP_FORGET) {
+        goto done;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+        || ctx->op == NGX_HTTP_HISTORY_OP_VIEWS)
+    {
+        if ((ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+             ? ngx_http_history_online_body(r, ctx, reply)
+             : ngx_http_history_views_body(r, ctx, reply))
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "history: unexpected reply from redis");
+            ctx->failed = 1;
+        }
+
         goto done;
     }
 
@@ -1026,6 +1900,19 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
         return ngx_http_send_header(r);
     }
 
+    if (ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+        || ctx->op == NGX_HTTP_HISTORY_OP_VIEWS)
+    {
+        if (ctx->failed) {
+            ngx_str_set(&body, "{}");
+
+        } else {
+            body = ctx->body;
+        }
+
+        goto send;
+    }
+
     ngx_str_null(&exclude);
     limit = NGX_MAX_UINT32_VALUE;
 
@@ -1057,10 +1944,12 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+send:
+
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = body.len;
 
-    if (hlcf->serve == NGX_HTTP_HISTORY_JSON) {
+    if (hlcf->serve != NGX_HTTP_HISTORY_TEXT) {
         ngx_str_set(&r->headers_out.content_type, "application/json");
 
     } else {
@@ -1715,6 +2604,121 @@ ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (hlcf->count != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    hlcf->count = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (hlcf->count == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = hlcf->count;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    hlcf->count_flags = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "daily") == 0) {
+            hlcf->count_flags |= NGX_HTTP_HISTORY_COUNT_DAILY;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "unique") == 0) {
+            hlcf->count_flags |= NGX_HTTP_HISTORY_COUNT_UNIQUE;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (hlcf->online) {
+        return "is duplicate";
+    }
+
+    hlcf->online = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_history_online_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (hlcf->views != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    hlcf->views = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "daily") == 0) {
+            hlcf->views |= NGX_HTTP_HISTORY_COUNT_DAILY;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "unique") == 0) {
+            hlcf->views |= NGX_HTTP_HISTORY_COUNT_UNIQUE;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_history_views_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_history_loc_conf_t *hlcf = conf;
@@ -2040,6 +3044,12 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
     hlcf->fetch = NGX_CONF_UNSET;
     hlcf->forget = NGX_CONF_UNSET;
     hlcf->cookie = NGX_CONF_UNSET_PTR;
+    hlcf->last_action = NGX_CONF_UNSET;
+    hlcf->last_action_key = NGX_CONF_UNSET_PTR;
+    hlcf->online_timeout = NGX_CONF_UNSET;
+    hlcf->count = NGX_CONF_UNSET_PTR;
+    hlcf->count_expire = NGX_CONF_UNSET;
+    hlcf->views = NGX_CONF_UNSET_UINT;
 
     return hlcf;
 }
@@ -2074,6 +3084,20 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->fetch, prev->fetch, 0);
     ngx_conf_merge_value(conf->forget, prev->forget, 0);
     ngx_conf_merge_ptr_value(conf->cookie, prev->cookie, NULL);
+    ngx_conf_merge_value(conf->last_action, prev->last_action, 0);
+    ngx_conf_merge_ptr_value(conf->last_action_key, prev->last_action_key,
+                             NULL);
+    ngx_conf_merge_value(conf->online_timeout, prev->online_timeout, 300);
+    ngx_conf_merge_value(conf->count_expire, prev->count_expire,
+                         30 * 86400);
+
+    if (conf->count == NGX_CONF_UNSET_PTR) {
+        conf->count = NULL;
+    }
+
+    if (conf->views == NGX_CONF_UNSET_UINT) {
+        conf->views = 0;
+    }
 
     if (hmcf->redis.addr == NULL) {
         if (conf->record) {
@@ -2087,6 +3111,18 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         } else if (conf->cookie) {
             name = "history_cookie";
+
+        } else if (conf->last_action) {
+            name = "history_last_action";
+
+        } else if (conf->count) {
+            name = "history_count";
+
+        } else if (conf->online) {
+            name = "history_online";
+
+        } else if (conf->views) {
+            name = "history_views";
 
         } else {
             name = NULL;
@@ -2177,6 +3213,12 @@ ngx_http_history_init_process(ngx_cycle_t *cycle)
     if (hmcf->random == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
                       ngx_open_file_n " \"/dev/urandom\" failed");
+        return NGX_ERROR;
+    }
+
+    hmcf->seen = ngx_pcalloc(cycle->pool, NGX_HTTP_HISTORY_SEEN_SIZE
+                                          * sizeof(ngx_http_history_seen_t));
+    if (hmcf->seen == NULL) {
         return NGX_ERROR;
     }
 

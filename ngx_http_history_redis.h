@@ -17,7 +17,7 @@
 
 
 /* the most Redis commands one unit of work may carry (MULTI ... EXEC) */
-#define NGX_HTTP_HISTORY_UNIT_MAX  8
+#define NGX_HTTP_HISTORY_UNIT_MAX  64
 
 
 typedef struct ngx_http_history_link_s  ngx_http_history_link_t;

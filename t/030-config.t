@@ -423,3 +423,92 @@ invalid value "path=shop" in "history_cookie" directive
 --- must_die
 --- error_log
 "history_cookie" needs "history_redis" in the http block
+
+
+
+=== TEST 33: history_count with an unknown parameter
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_count $arg_id weekly;
+    }
+--- must_die
+--- error_log
+invalid parameter "weekly" in "history_count" directive
+
+
+
+=== TEST 34: history_views with an unknown parameter
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_views total;
+    }
+--- must_die
+--- error_log
+invalid parameter "total" in "history_views" directive
+
+
+
+=== TEST 35: history_online_timeout of zero
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_online_timeout 0;
+    }
+--- must_die
+--- error_log
+invalid value "0" in "history_online_timeout" directive, it must be a positive time
+
+
+
+=== TEST 36: history_count_expire that is not a time
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_count_expire often;
+    }
+--- must_die
+--- error_log
+invalid value "often" in "history_count_expire" directive
+
+
+
+=== TEST 37: history_last_action that is not on or off
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_last_action always;
+    }
+--- must_die
+--- error_log
+invalid value "always" in "history_last_action" directive, it must be "on" or "off"
+
+
+
+=== TEST 38: history_count without history_redis
+--- config
+    location = /t {
+        history_count $arg_id;
+    }
+--- must_die
+--- error_log
+"history_count" needs "history_redis" in the http block
+
+
+
+=== TEST 39: history_online with an argument
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_online now;
+    }
+--- must_die
+--- error_log
+invalid number of arguments in "history_online" directive
