@@ -88,9 +88,11 @@ MAKEOVERRIDES =
 DEPS_PKGS =         gcc libc6-dev make \
                     nginx nginx-dev libhiredis-dev libpcre2-dev libssl-dev \
                     zlib1g-dev redis-server redis-tools curl
-# procps: pgrep, for the tests that watch nginx's processes
+# procps: pgrep, for the tests that watch nginx's processes;
+# python3-redis: for examples/flush_counts.py and its test
 TEST_PKGS =         libtest-base-perl libtext-diff-perl liburi-perl \
-                    libwww-perl libredis-perl procps
+                    libwww-perl libredis-perl procps \
+                    python3 python3-redis
 
 
 # tests
