@@ -194,7 +194,8 @@ test: build
 # The files where requests wait for Redis, under valgrind's memcheck: a
 # block fails on any error whose stack mentions the module.
 
-VALGRIND_TESTS ?=   t/070-serve.t t/080-fetch-cookie.t t/085-abort.t
+VALGRIND_TESTS ?=   t/070-serve.t t/080-fetch-cookie.t t/085-abort.t \
+                    t/090-online.t t/095-views.t
 
 test-valgrind: build
 	@$(TOP)/scripts/deps.sh valgrind

@@ -126,7 +126,12 @@ see what nginx recorded, most recent first:
 
     redis-cli -p $RUN_REDIS_PORT LRANGE history:demo 0 -1
 
-and forget it:
+how many are online and how often products were seen:
+
+    curl $url/online.json
+    curl '$url/views.json?ids=42,7'
+
+and forget your history:
 
     curl -X DELETE -b sessionid=demo $url/history.json
 
