@@ -426,8 +426,27 @@ sub _run_checks {
     }
 }
 
+# A worker that crashed, or a sanitizer report, fails the block whatever
+# else it checks: nginx writes both into error.log (a daemon's stderr is
+# the error log).
+sub _crash_check {
+    my ($block) = @_;
+    my $log = $Test::Nginx::Util::ErrLogFile
+              // "$Test::Nginx::Util::ServRoot/logs/error.log";
+
+    open my $fh, '<', $log or return;
+    my @bad = grep { /AddressSanitizer|LeakSanitizer|runtime error:|exited on signal/ } <$fh>;
+    close $fh;
+
+    if (@bad) {
+        Test::More::fail($block->name . " - no crash or sanitizer report");
+        Test::More::diag(join '', @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
+    }
+}
+
 sub _response_check {
     my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    _crash_check($block);
     return unless _uses_redis($block);
     return unless $req_idx == _last_req_idx($block);
 
