@@ -35,6 +35,10 @@
 #define NGX_HTTP_HISTORY_ARGS_MAX     256
 #define NGX_HTTP_HISTORY_SEEN_SIZE    4096
 
+#define NGX_HTTP_HISTORY_STATS_SLOTS  256
+#define NGX_HTTP_HISTORY_STATS_FIELDS                                         \
+    (sizeof(ngx_http_history_link_stats_t) / sizeof(ngx_atomic_t))
+
 
 typedef struct {
     ngx_str_t                       name;
@@ -42,6 +46,13 @@ typedef struct {
     time_t                          expires;
     ngx_str_t                       attrs;
 } ngx_http_history_cookie_t;
+
+
+typedef struct {
+    char                           *json;
+    char                           *prometheus;
+    char                           *help;
+} ngx_http_history_stats_name_t;
 
 
 /* a visitor whose last action was written in this second, per worker */
@@ -75,7 +86,10 @@ typedef struct {
 #endif
     ngx_fd_t                        random;
 
+    ngx_shm_zone_t                 *stats_zone;
+
     /* per worker */
+    ngx_http_history_link_stats_t  *stats;
     ngx_http_history_seen_t        *seen;
     time_t                          pruned;
     time_t                          day_time;
@@ -106,6 +120,7 @@ typedef struct {
     time_t                          count_expire;
     ngx_uint_t                      views;
     ngx_flag_t                      online;
+    ngx_flag_t                      stats;
 
     /* LTRIM's stop index and EXPIRE's seconds, as Redis wants them */
     ngx_str_t                       trim;
@@ -176,6 +191,11 @@ static ngx_int_t ngx_http_history_online_body(ngx_http_request_t *r,
 static ngx_int_t ngx_http_history_views_body(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, redisReply *reply);
 static off_t ngx_http_history_reply_number(redisReply *e);
+static ngx_int_t ngx_http_history_stats_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_history_count_read(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx);
+static ngx_int_t ngx_http_history_stats_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_history_visitor(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_str_t *key);
 static ngx_uint_t ngx_http_history_valid_visitor(u_char *p, size_t len);
@@ -229,6 +249,8 @@ static char *ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_history_stats(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value, char *reason);
@@ -384,6 +406,13 @@ static ngx_command_t  ngx_http_history_commands[] = {
       0,
       NULL },
 
+    { ngx_string("history_stats"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_history_stats,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("history_cookie"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_history_cookie,
@@ -440,6 +469,29 @@ static ngx_http_variable_t  ngx_http_history_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
+};
+
+
+static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
+    { "pid", "pid", "" },
+    { "connected", "redis_connected",
+      "Whether the worker's Redis link is connected." },
+    { "queue", "queue_depth",
+      "Units of work waiting to be written or answered." },
+    { "queued", "commands_queued_total", "Units of work accepted." },
+    { "sent", "commands_sent_total", "Units of work written to Redis." },
+    { "replied", "commands_replied_total",
+      "Units of work Redis answered without an error." },
+    { "errors", "commands_errors_total",
+      "Units of work Redis answered with an error." },
+    { "dropped", "commands_dropped_total",
+      "Units of work dropped: the queue was full, or Redis was away "
+      "while the worker exited." },
+    { "failed", "commands_failed_total",
+      "Units of work lost with a connection (maybe executed)." },
+    { "connects", "connects_total", "Connection attempts." },
+    { "reads", "reads_total", "Reads answered." },
+    { "fallbacks", "fallbacks_total", "Reads answered with the fallback." }
 };
 
 
@@ -1727,6 +1779,8 @@ ngx_http_history_resume(ngx_event_t *ev)
     ctx->waiting = 0;
 
     if (ctx->op == NGX_HTTP_HISTORY_OP_FETCH) {
+        ngx_http_history_count_read(r, ctx);
+
         if (r == r->main) {
             r->read_event_handler = ngx_http_block_reading;
         }
@@ -1810,6 +1864,8 @@ ngx_http_history_fetch_handler(ngx_http_request_t *r)
         return NGX_AGAIN;
     }
 
+    ngx_http_history_count_read(r, ctx);
+
     return NGX_DECLINED;
 }
 
@@ -1883,6 +1939,8 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
     ngx_http_history_loc_conf_t  *hlcf;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    ngx_http_history_count_read(r, ctx);
 
     if (ctx->failed && hlcf->fallback == NGX_HTTP_HISTORY_ERROR) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -2241,6 +2299,215 @@ ngx_http_history_key_variable(ngx_http_request_t *r,
     v->data = key.data;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t  *shpool;
+
+    if (data) {
+        /* a reload: the figures go on from where they were */
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    shm_zone->data = ngx_slab_calloc(shpool, NGX_HTTP_HISTORY_STATS_SLOTS
+                                     * sizeof(ngx_http_history_link_stats_t));
+    if (shm_zone->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_history_count_read(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx)
+{
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    if (hmcf->stats == NULL) {
+        return;
+    }
+
+    hmcf->stats->reads++;
+
+    if (ctx->failed) {
+        hmcf->stats->fallbacks++;
+    }
+}
+
+
+/*
+ * Every worker's figures and their totals: JSON, or Prometheus' text
+ * format with ?format=prometheus.
+ */
+
+static ngx_int_t
+ngx_http_history_stats_handler(ngx_http_request_t *r)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_int_t                       rc;
+    ngx_str_t                       format;
+    ngx_buf_t                      *b;
+    ngx_uint_t                      i, j, n, prometheus;
+    ngx_atomic_uint_t               total[NGX_HTTP_HISTORY_STATS_FIELDS];
+    ngx_chain_t                     out;
+    ngx_atomic_t                   *v;
+    ngx_http_history_link_stats_t  *slots;
+    ngx_http_history_main_conf_t   *hmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    prometheus = ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+                 && format.len == 10
+                 && ngx_strncmp(format.data, "prometheus", 10) == 0;
+
+    slots = hmcf->stats_zone->data;
+
+    n = 0;
+    ngx_memzero(total, sizeof(total));
+
+    for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
+        if (slots[i].pid == 0) {
+            continue;
+        }
+
+        n++;
+        v = (ngx_atomic_t *) &slots[i];
+
+        for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+            total[j] += v[j];
+        }
+    }
+
+    len = (n + 1) * NGX_HTTP_HISTORY_STATS_FIELDS
+          * (prometheus ? 128 : 32 + NGX_ATOMIC_T_LEN)
+          + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = p;
+
+    if (prometheus) {
+        for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+            p = ngx_sprintf(p, "# HELP nginx_history_%s %s\n"
+                               "# TYPE nginx_history_%s %s\n",
+                            ngx_http_history_stats_names[j].prometheus,
+                            ngx_http_history_stats_names[j].help,
+                            ngx_http_history_stats_names[j].prometheus,
+                            j <= 2 ? "gauge" : "counter");
+
+            for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
+                if (slots[i].pid) {
+                    v = (ngx_atomic_t *) &slots[i];
+                    p = ngx_sprintf(p, "nginx_history_%s{worker=\"%ui\","
+                                       "pid=\"%uA\"} %uA\n",
+                                ngx_http_history_stats_names[j].prometheus,
+                                i, v[0], v[j]);
+                }
+            }
+        }
+
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4");
+
+    } else {
+        p = ngx_cpymem(p, "{\"workers\":[", sizeof("{\"workers\":[") - 1);
+
+        for (i = 0, n = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
+            if (slots[i].pid == 0) {
+                continue;
+            }
+
+            v = (ngx_atomic_t *) &slots[i];
+            p = ngx_sprintf(p, "%s{\"worker\":%ui", n++ ? "," : "", i);
+
+            for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+                p = ngx_sprintf(p, ",\"%s\":%uA",
+                                ngx_http_history_stats_names[j].json, v[j]);
+            }
+
+            *p++ = '}';
+        }
+
+        p = ngx_cpymem(p, "],\"total\":{", sizeof("],\"total\":{") - 1);
+
+        for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+            p = ngx_sprintf(p, "%s\"%s\":%uA", j > 1 ? "," : "",
+                            ngx_http_history_stats_names[j].json, total[j]);
+        }
+
+        p = ngx_cpymem(p, "}}\n", 3);
+
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    b->last = p;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static char *
+ngx_http_history_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (hlcf->stats) {
+        return "is duplicate";
+    }
+
+    hlcf->stats = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_history_stats_handler;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -2961,6 +3228,7 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_history_main_conf_t *hmcf = conf;
 
+    ngx_str_t                          name;
     ngx_http_compile_complex_value_t   ccv;
 
 #if (NGX_PCRE)
@@ -2975,6 +3243,19 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
     if (hmcf->redis.addr == NULL) {
         return NGX_CONF_OK;
     }
+
+    ngx_str_set(&name, "history_stats");
+
+    hmcf->stats_zone = ngx_shared_memory_add(cf, &name,
+                                 8 * ngx_pagesize
+                                 + NGX_HTTP_HISTORY_STATS_SLOTS
+                                   * sizeof(ngx_http_history_link_stats_t),
+                                 &ngx_http_history_module);
+    if (hmcf->stats_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    hmcf->stats_zone->init = ngx_http_history_stats_init_zone;
 
     hmcf->default_key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
     if (hmcf->default_key == NULL) {
@@ -3124,6 +3405,9 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         } else if (conf->views) {
             name = "history_views";
 
+        } else if (conf->stats) {
+            name = "history_stats";
+
         } else {
             name = NULL;
         }
@@ -3222,7 +3506,12 @@ ngx_http_history_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    hmcf->link = ngx_http_history_link_create(cycle, &hmcf->redis);
+    hmcf->stats = (ngx_http_history_link_stats_t *) hmcf->stats_zone->data
+                  + ngx_worker % NGX_HTTP_HISTORY_STATS_SLOTS;
+    hmcf->stats->pid = ngx_pid;
+
+    hmcf->link = ngx_http_history_link_create(cycle, &hmcf->redis,
+                                              hmcf->stats);
     if (hmcf->link == NULL) {
         return NGX_ERROR;
     }

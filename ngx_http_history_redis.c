@@ -69,7 +69,7 @@ struct ngx_http_history_link_s {
     ngx_uint_t                     queued;
     u_char                        *recv_buf;
     ngx_chain_t                    chain[NGX_HTTP_HISTORY_CHAIN_MAX];
-    ngx_http_history_link_stats_t  stats;
+    ngx_http_history_link_stats_t *stats;
 };
 
 
@@ -108,7 +108,7 @@ static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
 
 ngx_http_history_link_t *
 ngx_http_history_link_create(ngx_cycle_t *cycle,
-    ngx_http_history_redis_conf_t *rcf)
+    ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats)
 {
     ngx_pool_t               *pool;
     ngx_http_history_link_t  *link;
@@ -125,6 +125,7 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
 
     link->conf = rcf;
     link->pool = pool;
+    link->stats = stats;
 
     link->recv_buf = ngx_pnalloc(pool, NGX_HTTP_HISTORY_RECV_SIZE);
     if (link->recv_buf == NULL) {
@@ -337,13 +338,6 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 }
 
 
-ngx_http_history_link_stats_t *
-ngx_http_history_link_stats(ngx_http_history_link_t *link)
-{
-    return &link->stats;
-}
-
-
 ngx_http_history_cmd_t *
 ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     ngx_http_history_argv_t *unit, ngx_uint_t n,
@@ -422,7 +416,7 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
         ngx_http_history_node_log_drop(node);
 
         if (old == NULL) {
-            link->stats.dropped++;
+            link->stats->dropped++;
             node->down_dropped++;
             ngx_free(cmd);
             return NULL;
@@ -434,7 +428,8 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     ngx_queue_insert_tail(&node->pending, &cmd->queue);
     node->npending++;
     link->queued++;
-    link->stats.queued++;
+    link->stats->queued++;
+    link->stats->depth = link->queued;
 
     if (node->state >= NGX_HTTP_HISTORY_NODE_HANDSHAKE) {
         if (!node->flush.posted) {
@@ -502,7 +497,7 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
     ngx_int_t          rc;
     ngx_connection_t  *c;
 
-    node->link->stats.connects++;
+    node->link->stats->connects++;
 
     node->log.action = "connecting to redis";
 
@@ -733,7 +728,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
                 ngx_queue_remove(&cmd->queue);
                 ngx_queue_insert_tail(&node->inflight, &cmd->queue);
                 node->npending--;
-                link->stats.sent++;
+                link->stats->sent++;
             }
         }
 
@@ -1008,12 +1003,13 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     ngx_http_history_node_disconnect(node);
 
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
+    link->stats->state = 0;
     node->log.action = NULL;
 
     while (!ngx_queue_empty(&node->inflight)) {
         cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
                              ngx_http_history_cmd_t, queue);
-        link->stats.failed++;
+        link->stats->failed++;
         ngx_http_history_cmd_done(link, cmd, NULL);
     }
 
@@ -1081,6 +1077,7 @@ static void
 ngx_http_history_node_up(ngx_http_history_node_t *node)
 {
     node->backoff = 0;
+    node->link->stats->state = 1;
 
     if (node->down_since) {
         node->log.log_level = node->log_level;
@@ -1123,7 +1120,7 @@ ngx_http_history_node_drop(ngx_http_history_node_t *node,
 {
     node->npending--;
     node->down_dropped++;
-    node->link->stats.dropped++;
+    node->link->stats->dropped++;
 
     ngx_http_history_cmd_done(node->link, cmd, NULL);
 }
@@ -1157,13 +1154,14 @@ ngx_http_history_cmd_done(ngx_http_history_link_t *link,
 {
     ngx_queue_remove(&cmd->queue);
     link->queued--;
+    link->stats->depth = link->queued;
 
     if (reply) {
         if (cmd->error) {
-            link->stats.errors++;
+            link->stats->errors++;
 
         } else {
-            link->stats.replied++;
+            link->stats->replied++;
         }
     }
 

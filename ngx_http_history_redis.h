@@ -54,14 +54,24 @@ typedef struct {
 } ngx_http_history_argv_t;
 
 
+/*
+ * What a worker's link has done, in shared memory so that any worker can
+ * report every worker's figures: one writer (the worker), many readers.
+ */
+
 typedef struct {
-    ngx_uint_t                     queued;
-    ngx_uint_t                     sent;
-    ngx_uint_t                     replied;
-    ngx_uint_t                     errors;
-    ngx_uint_t                     dropped;
-    ngx_uint_t                     failed;
-    ngx_uint_t                     connects;
+    ngx_atomic_t                   pid;
+    ngx_atomic_t                   state;      /* 1 when connected */
+    ngx_atomic_t                   depth;      /* units waiting now */
+    ngx_atomic_t                   queued;     /* units accepted */
+    ngx_atomic_t                   sent;
+    ngx_atomic_t                   replied;
+    ngx_atomic_t                   errors;     /* answered with an error */
+    ngx_atomic_t                   dropped;    /* queue full, or exiting */
+    ngx_atomic_t                   failed;     /* lost with a connection */
+    ngx_atomic_t                   connects;
+    ngx_atomic_t                   reads;      /* reads answered */
+    ngx_atomic_t                   fallbacks;  /* ... with the fallback */
 } ngx_http_history_link_stats_t;
 
 
@@ -76,7 +86,7 @@ struct ngx_http_history_cmd_s {
 
 
 ngx_http_history_link_t *ngx_http_history_link_create(ngx_cycle_t *cycle,
-    ngx_http_history_redis_conf_t *rcf);
+    ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats);
 void ngx_http_history_link_destroy(ngx_http_history_link_t *link);
 ngx_http_history_cmd_t *ngx_http_history_link_send(
     ngx_http_history_link_t *link, ngx_str_t *key,
@@ -85,8 +95,6 @@ ngx_http_history_cmd_t *ngx_http_history_link_send(
 void ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd);
 ngx_uint_t ngx_http_history_link_up(ngx_http_history_link_t *link,
     ngx_str_t *key);
-ngx_http_history_link_stats_t *ngx_http_history_link_stats(
-    ngx_http_history_link_t *link);
 
 
 #endif /* _NGX_HTTP_HISTORY_REDIS_H_INCLUDED_ */
