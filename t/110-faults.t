@@ -1,0 +1,110 @@
+# vi:filetype=perl
+#
+# Redis misbehaving, played by t/lib/MockRedis.pm: for each fault, pages
+# are served as usual, a read gets the fallback within the timeout (or,
+# for replies split at every byte, exactly the list), the link gets over
+# it, and nothing worse than an error is logged, once.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time sleep);
+use HistoryProc;
+use MockRedis;
+
+plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set'
+    unless $ENV{TEST_NGINX_LOAD_MODULES};
+
+my %p = proc_setup(name => 'faults', offset => 15, conf => <<'END');
+worker_processes 1;
+error_log logs/error.log info;
+pid logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    history_redis 127.0.0.1:$REDIS_PORT timeout=300ms;
+    server {
+        listen 127.0.0.1:$HTTP_PORT;
+        location ~ ^/product/(\d+)$ {
+            history_record $1;
+            return 200 "product $1\n";
+        }
+        location = /_history {
+            history_serve;
+        }
+        location = /stats {
+            history_stats;
+        }
+    }
+}
+END
+
+sub request {
+    my $uri = shift;
+    my $t0 = time;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p{hport}",
+                                  Timeout => 5) or return ('', 0);
+    print $s "GET $uri HTTP/1.0\r\nHost: localhost\r\n"
+             . "Cookie: sessionid=abc\r\n\r\n";
+    local $/;
+    my $resp = <$s> // '';
+    my ($body) = $resp =~ /\r\n\r\n(.*)\z/s;
+    return ($body // '', time - $t0);
+}
+
+sub stat_of {
+    my $name = shift;
+    my ($body) = request('/stats');
+    my ($v) = $body =~ /"total":\{.*"$name":(\d+)/;
+    return $v // -1;
+}
+
+my %expect = (
+    split     => { read => '["3","2","1"]', recovers => 1 },
+    error     => { read => '[]', log => qr/redis replied with an error: "ERR mock failure"/, stat => 'errors' },
+    wrongtype => { read => '[]', log => qr/WRONGTYPE/, stat => 'errors' },
+    nil       => { read => '[]', log => qr/redis answered a read with a reply of type 4/ },
+    garbage   => { read => '[]', log => qr/redis sent an invalid reply/, recovers => 1 },
+    close     => { read => '[]', log => qr/redis closed connection/, recovers => 1 },
+    silent    => { read => '[]', log => qr/redis (did not answer in time|timed out)/, recovers => 1 },
+);
+
+for my $mode (sort keys %expect) {
+    my $e = $expect{$mode};
+
+    my $mock = MockRedis->start(port => $p{rport}, modes => [$mode, 'normal']);
+    nginx_start();
+
+    my ($body, $t) = request('/product/5');
+    is($body, "product 5\n", "$mode: the page is served");
+    cmp_ok($t, '<', 0.25, "$mode: at once");
+
+    ($body, $t) = request('/_history');
+    is($body, $e->{read}, "$mode: the read gets " . $e->{read});
+    cmp_ok($t, '<', 1, "$mode: within the timeout");
+
+    if ($e->{recovers}) {
+        ok(wait_for(sub { (request('/_history'))[0] eq '["3","2","1"]' }, 5),
+           "$mode: the link gets over it");
+    }
+
+    if ($e->{stat}) {
+        cmp_ok(stat_of($e->{stat}), '>', 0, "$mode: counted in $e->{stat}");
+    }
+
+    if ($e->{log}) {
+        ok(wait_for(sub { log_count($e->{log}) >= 1 }, 2),
+           "$mode: logged");
+    }
+
+    cmp_ok(log_count(qr/\[error\]/), '<=', 2, "$mode: not more than twice");
+    is(log_count(qr/\[(alert|crit|emerg)\]/), 0, "$mode: no alert");
+
+    nginx_signal('QUIT');
+    wait_for(sub { !nginx_running() }, 5);
+    $mock->stop;
+    unlink "$p{root}/logs/error.log";
+}
+
+done_testing();

@@ -1,0 +1,182 @@
+package MockRedis;
+
+# A scripted Redis for fault tests: it speaks enough RESP for the module
+# (MULTI/EXEC, LRANGE, the writes) and misbehaves as told, one mode per
+# connection it accepts (the last mode stays for the connections after).
+#
+#   normal     answers right
+#   split      answers right, one byte per write, inside "\r\n" too
+#   error      -ERR to every command
+#   wrongtype  -WRONGTYPE to LRANGE and inside EXEC
+#   nil        $-1 to every command
+#   garbage    a line that is not RESP
+#   close      half a reply, then closes the connection
+#   silent     reads and never answers
+#
+# Every list read answers 3, 2, 1.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes qw(sleep);
+
+sub start {
+    my ($class, %args) = @_;
+
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                       LocalPort => $args{port},
+                                       Listen => 16, ReuseAddr => 1)
+        or die "mock redis: listen on $args{port}: $!";
+
+    my $pid = fork // die "fork: $!";
+
+    if ($pid == 0) {
+        my @modes = @{ $args{modes} };
+
+        # the module closes connections that misbehave; writing on is fine
+        $SIG{PIPE} = 'IGNORE';
+
+        while (my $c = $listen->accept) {
+            my $mode = @modes > 1 ? shift @modes : $modes[0];
+            serve($c, $mode);
+            close $c;
+        }
+
+        POSIX::_exit(0);
+    }
+
+    close $listen;
+
+    return bless { pid => $pid }, $class;
+}
+
+sub stop {
+    my $self = shift;
+    kill 'KILL', $self->{pid};
+    waitpid $self->{pid}, 0;
+}
+
+sub DESTROY {
+    my $self = shift;
+    $self->stop if $self->{pid} && kill 0, $self->{pid};
+}
+
+sub serve {
+    my ($c, $mode) = @_;
+    my $buf = '';
+    my @queued;
+    my $multi = 0;
+
+    $c->autoflush(1);
+
+    while (1) {
+        my $n = sysread($c, $buf, 65536, length $buf);
+        return if !$n;
+
+        while (my $cmd = parse(\$buf)) {
+            next if $mode eq 'silent';
+
+            if ($mode eq 'garbage') {
+                out($c, "?this is not redis\r\n", 0);
+                next;
+            }
+
+            if ($mode eq 'close') {
+                out($c, "*3\r\n\$1\r\n3\r\n", 0);
+                return;
+            }
+
+            my $name = uc $cmd->[0];
+            my $reply;
+
+            if ($mode eq 'error') {
+                $reply = "-ERR mock failure\r\n";
+
+            } elsif ($mode eq 'nil') {
+                $reply = "\$-1\r\n";
+
+            } elsif ($name eq 'MULTI') {
+                $multi = 1;
+                @queued = ();
+                $reply = "+OK\r\n";
+
+            } elsif ($name eq 'EXEC') {
+                $reply = '*' . @queued . "\r\n" . join '', @queued;
+                $multi = 0;
+
+            } else {
+                my $r = answer($name, $mode);
+
+                if ($multi) {
+                    push @queued, $r;
+                    $reply = "+QUEUED\r\n";
+
+                } else {
+                    $reply = $r;
+                }
+            }
+
+            out($c, $reply, $mode eq 'split');
+        }
+    }
+}
+
+sub answer {
+    my ($name, $mode) = @_;
+
+    if ($mode eq 'wrongtype') {
+        return "-WRONGTYPE Operation against a key holding the wrong kind"
+               . " of value\r\n";
+    }
+
+    return "*3\r\n\$1\r\n3\r\n\$1\r\n2\r\n\$1\r\n1\r\n" if $name eq 'LRANGE';
+    return "+OK\r\n" if $name eq 'SET' || $name eq 'SELECT';
+    return ":1\r\n";
+}
+
+sub out {
+    my ($c, $data, $split) = @_;
+
+    if (!$split) {
+        syswrite $c, $data;
+        return;
+    }
+
+    for my $byte (split //, $data) {
+        syswrite $c, $byte;
+        sleep 0.002;
+    }
+}
+
+# one command in RESP (an array of bulk strings), or undef if incomplete
+
+sub parse {
+    my $buf = shift;
+
+    return undef unless $$buf =~ /\A\*(\d+)\r\n/;
+
+    my $n = $1;
+    my $pos = length "*$n\r\n";
+    my @args;
+
+    for (1 .. $n) {
+        return undef
+            unless substr($$buf, $pos) =~ /\A\$(\d+)\r\n/;
+
+        my $len = $1;
+        my $start = $pos + length("\$$len\r\n");
+
+        return undef if length($$buf) < $start + $len + 2;
+
+        push @args, substr($$buf, $start, $len);
+        $pos = $start + $len + 2;
+    }
+
+    substr($$buf, 0, $pos) = '';
+
+    return \@args;
+}
+
+1;
