@@ -1,6 +1,7 @@
 # vi:filetype=perl
 #
-# Redis absent at start, started later, then killed and restarted:
+# Redis absent at start, started later, then killed (kill -9) and shut
+# down (SHUTDOWN NOSAVE) mid-traffic, and restarted each time:
 # pages are answered at once throughout, views queued while Redis was away
 # land when it returns, and the error log gets one line per outage.
 #
@@ -79,7 +80,21 @@ diag(sprintf 'landed %.2f s after the restart', $recovery // -1);
 ok(wait_for(sub { redis('LRANGE', 'history:after100', 0, -1) eq '100' }, 2),
    'a new view lands at once');
 
-# 4. nothing worse than errors was logged
+# 4. Redis is shut down (SHUTDOWN NOSAVE) mid-traffic and restarted
+
+redis('FLUSHALL');
+redis('SHUTDOWN', 'NOSAVE');
+($ok, $slowest) = views(1, 30, 'shutdown');
+is($ok, 30, 'all 30 pages answered after SHUTDOWN NOSAVE');
+cmp_ok($slowest, '<', 0.5, 'no page waited');
+
+redis_start();
+
+$recovery = wait_for(sub { redis('DBSIZE') == 30 }, 6);
+ok(defined $recovery, 'the views made while Redis was shut down landed');
+diag(sprintf 'landed %.2f s after the restart', $recovery // -1);
+
+# 5. nothing worse than errors was logged
 
 is(log_count(qr/\[(alert|crit|emerg)\]/), 0, 'no alert, crit or emerg');
 
