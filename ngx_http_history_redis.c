@@ -416,6 +416,8 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
         ngx_http_history_node_log_drop(node);
 
         if (old == NULL) {
+            /* accepted and dropped at once, so that the figures add up */
+            link->stats->queued++;
             link->stats->dropped++;
             node->down_dropped++;
             ngx_free(cmd);
