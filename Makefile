@@ -89,10 +89,11 @@ DEPS_PKGS =         gcc libc6-dev make \
                     nginx nginx-dev libhiredis-dev libpcre2-dev libssl-dev \
                     zlib1g-dev redis-server redis-tools curl
 # procps: pgrep, for the tests that watch nginx's processes;
-# python3-redis: for examples/flush_counts.py and its test
+# python3-redis: for examples/flush_counts.py and its test;
+# wrk: for the faults under load (t/130-load.t)
 TEST_PKGS =         libtest-base-perl libtext-diff-perl liburi-perl \
                     libwww-perl libredis-perl procps \
-                    python3 python3-redis
+                    python3 python3-redis wrk
 
 
 # tests
