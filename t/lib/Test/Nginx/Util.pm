@@ -808,7 +808,7 @@ sub valgrind_command ($) {
     push @opts, '--num-callers=100', '-q', '--gen-suppressions=all',
                 '--error-exitcode=99';
     push @opts, '--suppressions=valgrind.suppress' if -f 'valgrind.suppress';
-    $ValgrindLog = "$ServRoot/valgrind.log";
+    $ValgrindLog = "$ServRoot/logs/valgrind.log";
     unlink $ValgrindLog;
     push @opts, "--log-file=$ValgrindLog";
     return ('valgrind', @opts, @$nginx);
