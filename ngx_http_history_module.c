@@ -622,9 +622,9 @@ ngx_http_history_valid_id(ngx_http_request_t *r,
 
 #if (NGX_PCRE)
 
-    if (hlcf->pattern
-        && ngx_regex_exec(hlcf->pattern, id, NULL, 0) == NGX_REGEX_NO_MATCHED)
-    {
+    /* a PCRE error (a match limit hit) does not count as a match */
+
+    if (hlcf->pattern && ngx_regex_exec(hlcf->pattern, id, NULL, 0) < 0) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "history: product id \"%V\" does not match "
                       "history_id_pattern, view not recorded", id);
@@ -993,13 +993,15 @@ ngx_http_history_parse_ids(ngx_http_request_t *r, ngx_array_t **ids)
             continue;
         }
 
-        if (p - start > NGX_HTTP_HISTORY_ID_MAX
-            || (*ids)->nelts == NGX_HTTP_HISTORY_IDS_MAX)
-        {
+        if (p - start > NGX_HTTP_HISTORY_ID_MAX) {
             return NGX_DECLINED;
         }
 
         if (p > start) {
+            if ((*ids)->nelts == NGX_HTTP_HISTORY_IDS_MAX) {
+                return NGX_DECLINED;
+            }
+
             id = ngx_array_push(*ids);
             if (id == NULL) {
                 return NGX_ERROR;
@@ -2084,7 +2086,7 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
         for (i = 0, n = 0; ids && i < ids->nelts && n < limit; i++) {
 
             if (exclude->len == id[i].len
-                && ngx_strncmp(exclude->data, id[i].data, id[i].len) == 0)
+                && ngx_memcmp(exclude->data, id[i].data, id[i].len) == 0)
             {
                 continue;
             }

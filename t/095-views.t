@@ -131,11 +131,13 @@ Content-Type: application/json
 --- redis_init
 SET history:views:7 12
 --- pipelined_requests eval
-["GET /views?ids=7", "GET /views", "GET /views?ids=" . CORE::join(",", 1 .. 51)]
+["GET /views?ids=7", "GET /views",
+ "GET /views?ids=" . CORE::join(",", 1 .. 50) . ",,",
+ "GET /views?ids=" . CORE::join(",", 1 .. 51)]
 --- error_code eval
-[200, 200, 400]
+[200, 200, 200, 400]
 --- response_body_like eval
-['^\{"7":\{"total":12\}\}$', '^\{\}$', '400']
+['^\{"7":\{"total":12\}\}$', '^\{\}$', '"50":\{"total":0\}\}$', '400']
 --- no_error_log
 [error]
 

@@ -1,0 +1,488 @@
+
+/*
+ * Copyright (C) The ngx_http_history_module authors
+ */
+
+
+/*
+ * Redis replies, as the module turns them into response bodies.
+ *
+ * The input: an optional first line "?ARGS\n", the request's query string
+ * (ids=, exclude=, limit=), then bytes from Redis.  These are fed to
+ * hiredis's reply reader as the link does (redisReaderCreate(),
+ * redisReaderFeed(), redisReaderGetReply() until no more reply or an
+ * error), and each reply is handed to ngx_http_history_reply(), the link's
+ * callback, once per kind of read:
+ *
+ *   fetch/serve  the list read: ids copied from the reply, then
+ *                ngx_http_history_render() in JSON and in text, with
+ *                exclude and limit taken from the args as
+ *                ngx_http_history_respond() does
+ *   forget       DEL
+ *   online       ngx_http_history_online_body(), with ?ids= parsed by
+ *                ngx_http_history_parse_ids()
+ *   views        ngx_http_history_views_body(), once for each
+ *                history_views setting (total; daily; unique; both)
+ *
+ * Checked: a read fails exactly when the reply has the wrong shape; the
+ * ids kept are the reply's non-empty strings, in order; the JSON bodies are
+ * single well-formed JSON values of exactly body.len bytes; the JSON list
+ * decodes back to the ids kept (less exclude, at most limit); the text
+ * list is those of them without a byte <= 0x20, ',' or 0x7f, joined with
+ * commas.  With -DNGX_DEBUG_PALLOC=1 AddressSanitizer checks every
+ * allocation's bounds.
+ */
+
+
+#include "../ngx_http_history_module.c"
+#include "harness.h"
+
+
+#define FUZZ_REPLIES_MAX  64
+
+/*
+ * hiredis (0.14 and 1.x) callocs the element pointers of a multi-bulk
+ * reply as soon as it reads the header "*N\r\n", for any N up to INT_MAX:
+ * up to 16 GiB of address space, and 2 GiB of AddressSanitizer shadow that
+ * is really touched.  Inputs that declare an array larger than this are
+ * skipped: what they exercise is hiredis's allocator, not the module.
+ * Larger than INT_MAX is still fuzzed (hiredis refuses it).
+ */
+#define FUZZ_ARRAY_MAX    (1 << 20)
+
+
+static ngx_uint_t
+fuzz_huge_array(const u_char *p, size_t size)
+{
+    const u_char  *last;
+    uint64_t       n;
+
+    for (last = p + size; p < last; p++) {
+        if (*p != '*') {
+            continue;
+        }
+
+        for (n = 0, p++; p < last && *p >= '0' && *p <= '9'; p++) {
+            n = n * 10 + (*p - '0');
+
+            if (n > (uint64_t) NGX_MAX_INT32_VALUE) {
+                break;
+            }
+        }
+
+        if (n > FUZZ_ARRAY_MAX && n <= (uint64_t) NGX_MAX_INT32_VALUE) {
+            return 1;
+        }
+
+        p--;
+    }
+
+    return 0;
+}
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_init();
+
+    return 0;
+}
+
+
+static ngx_http_history_ctx_t *
+fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
+    redisReply *reply)
+{
+    ngx_http_history_ctx_t  *ctx;
+    ngx_http_history_cmd_t   cmd;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
+    if (ctx == NULL) {
+        abort();
+    }
+
+    ctx->request = r;
+    ctx->op = op;
+    ctx->ids = ids;
+    ctx->event.data = ctx;
+    ctx->event.log = r->connection->log;
+
+    ngx_memzero(&cmd, sizeof(ngx_http_history_cmd_t));
+    cmd.data = ctx;
+    ctx->cmd = &cmd;
+
+    ngx_http_history_reply(&cmd, reply);
+
+    FUZZ_CHECK(ctx->cmd == NULL, "op %lu: ctx->cmd left set",
+               (unsigned long) op);
+    FUZZ_CHECK(ctx->done, "op %lu: not done", (unsigned long) op);
+    FUZZ_CHECK(ctx->event.posted, "op %lu: the request was not woken up",
+               (unsigned long) op);
+
+    ngx_delete_posted_event(&ctx->event);
+
+    FUZZ_CHECK(ngx_queue_empty(&ngx_posted_events),
+               "op %lu: posted events left", (unsigned long) op);
+
+    return ctx;
+}
+
+
+/* the list of a fetch or a serve, as ngx_http_history_respond() sends it */
+
+static void
+fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
+    redisReply *reply, ngx_str_t *exclude, ngx_uint_t limit)
+{
+    u_char       *p, *last, *dec;
+    size_t        i, k, n, len;
+    ngx_str_t    *id, out;
+    ngx_uint_t    format, want, exclude_nul_known;
+    redisReply   *e;
+
+    exclude_nul_known = fuzz_known("exclude-nul");
+
+    want = (reply->type == REDIS_REPLY_ARRAY);
+
+    FUZZ_CHECK(ctx->failed == !want,
+               "list read of a reply of type %d: failed = %u",
+               reply->type, (unsigned) ctx->failed);
+
+    if (ctx->failed) {
+        return;
+    }
+
+    /* the ids kept: every non-empty string, in order */
+
+    FUZZ_CHECK(ctx->ids != NULL, "list read: no ids");
+
+    id = ctx->ids->elts;
+    k = 0;
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING || e->len == 0) {
+            continue;
+        }
+
+        FUZZ_CHECK(k < ctx->ids->nelts, "list read: %lu ids kept, more "
+                   "strings in the reply", (unsigned long) ctx->ids->nelts);
+        FUZZ_CHECK(id[k].len == e->len
+                   && ngx_memcmp(id[k].data, e->str, e->len) == 0,
+                   "list read: id %lu is not element %lu",
+                   (unsigned long) k, (unsigned long) i);
+        k++;
+    }
+
+    FUZZ_CHECK(k == ctx->ids->nelts, "list read: %lu ids kept, %lu expected",
+               (unsigned long) ctx->ids->nelts, (unsigned long) k);
+
+    for (format = NGX_HTTP_HISTORY_JSON;
+         format <= NGX_HTTP_HISTORY_TEXT;
+         format++)
+    {
+        ngx_str_null(&out);
+
+        if (ngx_http_history_render(r, ctx->ids, format, exclude, limit, &out)
+            != NGX_OK)
+        {
+            FUZZ_CHECK(0, "render(%s) failed",
+                       format == NGX_HTTP_HISTORY_JSON ? "json" : "text");
+        }
+
+        p = out.data;
+        last = out.data + out.len;
+
+        if (format == NGX_HTTP_HISTORY_JSON) {
+            FUZZ_CHECK(fuzz_json_ok(out.data, out.len),
+                       "render(json) is not one JSON value of %lu bytes: %s",
+                       (unsigned long) out.len,
+                       fuzz_show(out.data, out.len));
+
+            FUZZ_CHECK(out.len >= 2 && p[0] == '[' && last[-1] == ']',
+                       "render(json) is not an array: %s",
+                       fuzz_show(out.data, out.len));
+
+            p = (u_char *) fuzz_json_ws(p + 1, last);
+
+        }
+
+        /* walk the expected ids and the output together */
+
+        dec = malloc(NGX_HTTP_HISTORY_ID_MAX + out.len + 1);
+        if (dec == NULL) {
+            abort();
+        }
+
+        for (i = 0, n = 0; i < ctx->ids->nelts && n < limit; i++) {
+
+            /*
+             * excluded: the very same bytes; known: the module compares
+             * with ngx_strncmp(), which stops at a NUL byte
+             */
+
+            if (exclude->len == id[i].len
+                && (ngx_memcmp(exclude->data, id[i].data, id[i].len) == 0
+                    || (exclude_nul_known
+                        && ngx_strncmp(exclude->data, id[i].data, id[i].len)
+                           == 0)))
+            {
+                continue;
+            }
+
+            if (format == NGX_HTTP_HISTORY_TEXT
+                && !ngx_http_history_safe_id(id[i].data, id[i].len))
+            {
+                continue;
+            }
+
+            if (n) {
+                FUZZ_CHECK(p < last && *p == ',',
+                           "render(%s): no comma before id %lu: %s",
+                           format == NGX_HTTP_HISTORY_JSON ? "json" : "text",
+                           (unsigned long) n, fuzz_show(out.data, out.len));
+                p++;
+            }
+
+            if (format == NGX_HTTP_HISTORY_JSON) {
+                p = (u_char *) fuzz_json_string(fuzz_json_ws(p, last), last,
+                                                dec, &len);
+
+                FUZZ_CHECK(p != NULL,
+                           "render(json): no string for id %lu \"%s\" "
+                           "(exclude \"%s\", limit %lu) in %s",
+                           (unsigned long) n,
+                           fuzz_show(id[i].data, id[i].len),
+                           fuzz_show(exclude->data, exclude->len),
+                           (unsigned long) limit,
+                           fuzz_show(out.data, out.len));
+                FUZZ_CHECK(len == id[i].len
+                           && ngx_memcmp(dec, id[i].data, len) == 0,
+                           "render(json): id %lu decodes to \"%s\"",
+                           (unsigned long) n, fuzz_show(dec, len));
+
+                p = (u_char *) fuzz_json_ws(p, last);
+
+            } else {
+                FUZZ_CHECK((size_t) (last - p) >= id[i].len
+                           && ngx_memcmp(p, id[i].data, id[i].len) == 0,
+                           "render(text): id %lu is not \"%s\" in %s",
+                           (unsigned long) n,
+                           fuzz_show(id[i].data, id[i].len),
+                           fuzz_show(out.data, out.len));
+
+                p += id[i].len;
+            }
+
+            n++;
+        }
+
+        free(dec);
+
+        if (format == NGX_HTTP_HISTORY_JSON) {
+            FUZZ_CHECK(p + 1 == last,
+                       "render(json): %ld bytes after %lu ids: %s",
+                       (long) (last - p), (unsigned long) n,
+                       fuzz_show(out.data, out.len));
+
+        } else {
+            FUZZ_CHECK(p == last,
+                       "render(text): %ld bytes after %lu ids: %s",
+                       (long) (last - p), (unsigned long) n,
+                       fuzz_show(out.data, out.len));
+
+            for (p = out.data; p < last; p++) {
+                FUZZ_CHECK(*p > ' ' && *p != 0x7f,
+                           "render(text): byte 0x%02x at %ld: %s", *p,
+                           (long) (p - out.data),
+                           fuzz_show(out.data, out.len));
+            }
+        }
+    }
+}
+
+
+static void
+fuzz_body(ngx_http_history_ctx_t *ctx, const char *what, ngx_uint_t want)
+{
+    FUZZ_CHECK(ctx->failed == !want, "%s: failed = %u, expected %lu",
+               what, (unsigned) ctx->failed, (unsigned long) !want);
+
+    if (ctx->failed) {
+        return;
+    }
+
+    FUZZ_CHECK(ctx->body.data != NULL && ctx->body.len >= 2,
+               "%s: body of %lu bytes", what, (unsigned long) ctx->body.len);
+
+    FUZZ_CHECK(fuzz_json_ok(ctx->body.data, ctx->body.len)
+               && ctx->body.data[0] == '{',
+               "%s: body is not one JSON object of %lu bytes: %s", what,
+               (unsigned long) ctx->body.len,
+               fuzz_show(ctx->body.data, ctx->body.len));
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    u_char                  *dst, *src, *nl;
+    void                    *reply_void;
+    size_t                   j;
+    ngx_int_t                n, rc;
+    ngx_str_t                exclude, value;
+    ngx_uint_t               limit, views, count, want;
+    redisReply              *reply, *e;
+    ngx_array_t             *ids;
+    redisReader             *reader;
+    ngx_http_request_t      *r;
+    ngx_http_history_ctx_t  *ctx;
+
+    if (fuzz_huge_array(data, size)) {
+        return -1;    /* not into the corpus */
+    }
+
+    /* ?ARGS\n */
+
+    if (size && data[0] == '?'
+        && (nl = memchr(data, '\n', size)) != NULL)
+    {
+        r = fuzz_request(data + 1, nl - data - 1);
+        size -= nl + 1 - data;
+        data = nl + 1;
+
+    } else {
+        r = fuzz_request(NULL, 0);
+    }
+
+    /* exclude and limit, as ngx_http_history_respond() reads them */
+
+    ngx_str_null(&exclude);
+    limit = NGX_MAX_UINT32_VALUE;
+
+    if (ngx_http_arg(r, (u_char *) "exclude", 7, &value) == NGX_OK
+        && value.len)
+    {
+        dst = ngx_pnalloc(r->pool, value.len);
+        if (dst == NULL) {
+            abort();
+        }
+
+        exclude.data = dst;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, 0);
+        exclude.len = dst - exclude.data;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &value) == NGX_OK) {
+        n = ngx_atoi(value.data, value.len);
+        if (n != NGX_ERROR) {
+            limit = n;
+        }
+    }
+
+    /* ?ids= of history_online and history_views; a bad one gets a 400 */
+
+    rc = ngx_http_history_parse_ids(r, &ids);
+    if (rc != NGX_OK) {
+        ids = NULL;
+    }
+
+    /* the replies */
+
+    reader = redisReaderCreate();
+    if (reader == NULL) {
+        abort();
+    }
+
+    if (redisReaderFeed(reader, (const char *) data, size) != REDIS_OK) {
+        redisReaderFree(reader);
+        fuzz_done(r);
+        return 0;
+    }
+
+    for (count = 0; count < FUZZ_REPLIES_MAX; count++) {
+        reply_void = NULL;
+
+        if (redisReaderGetReply(reader, &reply_void) != REDIS_OK
+            || reply_void == NULL)
+        {
+            break;
+        }
+
+        reply = reply_void;
+
+        /* fetch and serve */
+
+        ctx = fuzz_call(r, count % 2 ? NGX_HTTP_HISTORY_OP_SERVE
+                                     : NGX_HTTP_HISTORY_OP_FETCH,
+                        NULL, reply);
+        fuzz_list(r, ctx, reply, &exclude, limit);
+
+        /* forget: any answer will do */
+
+        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FORGET, NULL, reply);
+        FUZZ_CHECK(!ctx->failed, "forget failed on a reply");
+
+        if (ids == NULL) {
+            freeReplyObject(reply);
+            continue;
+        }
+
+        /* online: [count, [score, ...]] or [count] */
+
+        fuzz_hlcf.online_timeout = 300;
+
+        want = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+               && reply->element[0]->type == REDIS_REPLY_INTEGER
+               && (reply->elements == 1
+                   || (reply->element[1]->type == REDIS_REPLY_ARRAY
+                       && reply->element[1]->elements == ids->nelts));
+
+        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, reply);
+        fuzz_body(ctx, "online", want);
+
+        /* views: [totals, (todays), (unique count per id)...] */
+
+        for (views = 0; views < 4; views++) {
+            fuzz_hlcf.views = views;
+
+            j = 1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
+                + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? ids->nelts : 0);
+
+            want = reply->type == REDIS_REPLY_ARRAY && reply->elements == j;
+
+            if (want) {
+                e = reply->element[0];
+                want = e->type == REDIS_REPLY_ARRAY
+                       && e->elements == ids->nelts;
+            }
+
+            if (want && (views & NGX_HTTP_HISTORY_COUNT_DAILY)) {
+                e = reply->element[1];
+                want = e->type == REDIS_REPLY_ARRAY
+                       && e->elements == ids->nelts;
+            }
+
+            ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_VIEWS, ids, reply);
+            fuzz_body(ctx, "views", want);
+        }
+
+        fuzz_hlcf.views = 0;
+
+        freeReplyObject(reply);
+    }
+
+    /* and a unit that failed: no reply at all */
+
+    ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FETCH, NULL, NULL);
+    FUZZ_CHECK(ctx->failed, "a read without a reply did not fail");
+
+    redisReaderFree(reader);
+
+    fuzz_done(r);
+
+    return 0;
+}
