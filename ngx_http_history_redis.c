@@ -102,6 +102,8 @@ static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
 static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_cmd_done(ngx_http_history_link_t *link,
     ngx_http_history_cmd_t *cmd, redisReply *reply);
+static ngx_uint_t ngx_http_history_format_digits(size_t n);
+static u_char *ngx_http_history_format_number(u_char *p, size_t n);
 static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 
@@ -203,62 +205,48 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
 static ngx_int_t
 ngx_http_history_node_prepare(ngx_http_history_node_t *node)
 {
-    int                             argc, len;
-    char                           *out;
     u_char                         *p, db[NGX_INT_T_LEN];
-    size_t                          size, argvlen[3];
+    size_t                          size, len[5];
     ngx_uint_t                      i, n;
-    const char                     *argv[3];
+    const char                     *argv[5];
+    ngx_http_history_argv_t         cmd[2];
     ngx_http_history_redis_conf_t  *rcf;
-
-    struct {
-        char                       *data;
-        int                         len;
-    } part[2];
 
     rcf = node->link->conf;
     n = 0;
-    size = 0;
 
     if (rcf->password.len) {
-        argc = 0;
-        argv[argc] = "AUTH";
-        argvlen[argc++] = 4;
+        cmd[n].argc = 0;
+        cmd[n].argv = argv;
+        cmd[n].argvlen = len;
+
+        argv[cmd[n].argc] = "AUTH";
+        len[cmd[n].argc++] = 4;
 
         if (rcf->username.len) {
-            argv[argc] = (const char *) rcf->username.data;
-            argvlen[argc++] = rcf->username.len;
+            argv[cmd[n].argc] = (const char *) rcf->username.data;
+            len[cmd[n].argc++] = rcf->username.len;
         }
 
-        argv[argc] = (const char *) rcf->password.data;
-        argvlen[argc++] = rcf->password.len;
+        argv[cmd[n].argc] = (const char *) rcf->password.data;
+        len[cmd[n].argc++] = rcf->password.len;
 
-        len = redisFormatCommandArgv(&out, argc, argv, argvlen);
-        if (len < 0) {
-            return NGX_ERROR;
-        }
-
-        part[n].data = out;
-        part[n++].len = len;
-        size += len;
+        n++;
     }
 
     if (rcf->db) {
         p = ngx_sprintf(db, "%ui", rcf->db);
 
-        argv[0] = "SELECT";
-        argvlen[0] = 6;
-        argv[1] = (const char *) db;
-        argvlen[1] = p - db;
+        cmd[n].argc = 2;
+        cmd[n].argv = &argv[3];
+        cmd[n].argvlen = &len[3];
 
-        len = redisFormatCommandArgv(&out, 2, argv, argvlen);
-        if (len < 0) {
-            goto failed;
-        }
+        argv[3] = "SELECT";
+        len[3] = 6;
+        argv[4] = (const char *) db;
+        len[4] = p - db;
 
-        part[n].data = out;
-        part[n++].len = len;
-        size += len;
+        n++;
     }
 
     node->handshake_replies = n;
@@ -267,9 +255,15 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
         return NGX_OK;
     }
 
+    size = 0;
+
+    for (i = 0; i < n; i++) {
+        size += ngx_http_history_format_size(&cmd[i]);
+    }
+
     p = ngx_pnalloc(node->link->pool, size);
     if (p == NULL) {
-        goto failed;
+        return NGX_ERROR;
     }
 
     node->handshake.start = p;
@@ -277,19 +271,10 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
     node->handshake.memory = 1;
 
     for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, part[i].data, part[i].len);
-        redisFreeCommand(part[i].data);
+        p = ngx_http_history_format(p, &cmd[i]);
     }
 
     return NGX_OK;
-
-failed:
-
-    for (i = 0; i < n; i++) {
-        redisFreeCommand(part[i].data);
-    }
-
-    return NGX_ERROR;
 }
 
 
@@ -343,11 +328,9 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     ngx_http_history_argv_t *unit, ngx_uint_t n,
     ngx_http_history_reply_pt handler, void *data)
 {
-    int                       len[NGX_HTTP_HISTORY_UNIT_MAX];
-    char                     *out[NGX_HTTP_HISTORY_UNIT_MAX];
     u_char                   *p;
     size_t                    size;
-    ngx_uint_t                i, k;
+    ngx_uint_t                k;
     ngx_queue_t              *q;
     ngx_http_history_cmd_t   *cmd, *old;
     ngx_http_history_node_t  *node;
@@ -361,18 +344,12 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     size = 0;
 
     for (k = 0; k < n; k++) {
-        len[k] = redisFormatCommandArgv(&out[k], unit[k].argc, unit[k].argv,
-                                        unit[k].argvlen);
-        if (len[k] < 0) {
-            goto failed;
-        }
-
-        size += len[k];
+        size += ngx_http_history_format_size(&unit[k]);
     }
 
     cmd = ngx_alloc(sizeof(ngx_http_history_cmd_t) + size, &node->log);
     if (cmd == NULL) {
-        goto failed;
+        return NULL;
     }
 
     ngx_memzero(cmd, sizeof(ngx_http_history_cmd_t));
@@ -384,9 +361,8 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     cmd->buf.end = p + size;
     cmd->buf.memory = 1;
 
-    for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, out[i], len[i]);
-        redisFreeCommand(out[i]);
+    for (k = 0; k < n; k++) {
+        p = ngx_http_history_format(p, &unit[k]);
     }
 
     cmd->buf.last = p;
@@ -444,14 +420,6 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     }
 
     return cmd;
-
-failed:
-
-    for (i = 0; i < k; i++) {
-        redisFreeCommand(out[i]);
-    }
-
-    return NULL;
 }
 
 
@@ -1191,4 +1159,84 @@ ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf, size_t len)
     }
 
     return ngx_snprintf(p, len, ", redis: %V", node->peer.name);
+}
+
+
+/*
+ * A command in Redis's protocol, the bytes redisFormatCommandArgv() would
+ * write: "*<argc>\r\n", then "$<length>\r\n<argument>\r\n" for each
+ * argument.  Every length is known beforehand, so a unit is written in one
+ * pass into its own buffer; hiredis's formatter allocates each command and
+ * writes its numbers with sprintf(), which was most of what recording a
+ * view cost the worker (docs/performance.md).  fuzz/format.c checks the
+ * bytes against redisFormatCommandArgv().
+ */
+
+size_t
+ngx_http_history_format_size(ngx_http_history_argv_t *cmd)
+{
+    int     i;
+    size_t  size;
+
+    size = sizeof("*\r\n") - 1
+           + ngx_http_history_format_digits((size_t) cmd->argc);
+
+    for (i = 0; i < cmd->argc; i++) {
+        size += sizeof("$\r\n\r\n") - 1
+                + ngx_http_history_format_digits(cmd->argvlen[i])
+                + cmd->argvlen[i];
+    }
+
+    return size;
+}
+
+
+u_char *
+ngx_http_history_format(u_char *p, ngx_http_history_argv_t *cmd)
+{
+    int  i;
+
+    *p++ = '*';
+    p = ngx_http_history_format_number(p, (size_t) cmd->argc);
+    *p++ = CR; *p++ = LF;
+
+    for (i = 0; i < cmd->argc; i++) {
+        *p++ = '$';
+        p = ngx_http_history_format_number(p, cmd->argvlen[i]);
+        *p++ = CR; *p++ = LF;
+
+        p = ngx_cpymem(p, cmd->argv[i], cmd->argvlen[i]);
+        *p++ = CR; *p++ = LF;
+    }
+
+    return p;
+}
+
+
+static ngx_uint_t
+ngx_http_history_format_digits(size_t n)
+{
+    ngx_uint_t  digits;
+
+    for (digits = 1; n >= 10; n /= 10) {
+        digits++;
+    }
+
+    return digits;
+}
+
+
+static u_char *
+ngx_http_history_format_number(u_char *p, size_t n)
+{
+    u_char  *d, digits[NGX_SIZE_T_LEN];
+
+    d = digits + NGX_SIZE_T_LEN;
+
+    do {
+        *--d = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
 }

@@ -96,5 +96,8 @@ void ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd);
 ngx_uint_t ngx_http_history_link_up(ngx_http_history_link_t *link,
     ngx_str_t *key);
 
+size_t ngx_http_history_format_size(ngx_http_history_argv_t *cmd);
+u_char *ngx_http_history_format(u_char *p, ngx_http_history_argv_t *cmd);
+
 
 #endif /* _NGX_HTTP_HISTORY_REDIS_H_INCLUDED_ */
