@@ -18,6 +18,16 @@
 #define NGX_HTTP_HISTORY_CHAIN_MAX      64
 #define NGX_HTTP_HISTORY_LOG_INTERVAL   60
 
+/* more than the longest list or id set a reply is asked for */
+#define NGX_HTTP_HISTORY_ELEMENTS_MAX   65536
+
+
+#if (HIREDIS_MAJOR >= 1)
+typedef size_t  ngx_http_history_elements_t;
+#else
+typedef int     ngx_http_history_elements_t;
+#endif
+
 
 typedef enum {
     NGX_HTTP_HISTORY_NODE_DOWN = 0,
@@ -37,6 +47,7 @@ struct ngx_http_history_node_s {
     ngx_http_history_link_t       *link;
     ngx_peer_connection_t          peer;
     redisReader                   *reader;
+    ngx_http_history_replies_t     replies;
     ngx_log_t                      log;
     ngx_uint_t                     log_level;
 
@@ -102,10 +113,42 @@ static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
 static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_cmd_done(ngx_http_history_link_t *link,
     ngx_http_history_cmd_t *cmd, redisReply *reply);
+static void ngx_http_history_replies_cleanup(void *data);
+static redisReply *ngx_http_history_reply_alloc(const redisReadTask *task,
+    int type);
+static void *ngx_http_history_reply_string(const redisReadTask *task,
+    char *str, size_t len);
+static void *ngx_http_history_reply_array(const redisReadTask *task,
+    ngx_http_history_elements_t elements);
+static void *ngx_http_history_reply_integer(const redisReadTask *task,
+    long long value);
+#if (HIREDIS_MAJOR >= 1)
+static void *ngx_http_history_reply_double(const redisReadTask *task,
+    double value, char *str, size_t len);
+static void *ngx_http_history_reply_bool(const redisReadTask *task,
+    int value);
+#endif
+static void *ngx_http_history_reply_nil(const redisReadTask *task);
+static void ngx_http_history_reply_free(void *reply);
 static ngx_uint_t ngx_http_history_format_digits(size_t n);
 static u_char *ngx_http_history_format_number(u_char *p, size_t n);
 static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
+
+
+static redisReplyObjectFunctions  ngx_http_history_reply_functions = {
+    ngx_http_history_reply_string,
+    ngx_http_history_reply_array,
+    ngx_http_history_reply_integer,
+#if (HIREDIS_MAJOR >= 1)
+    ngx_http_history_reply_double,
+#endif
+    ngx_http_history_reply_nil,
+#if (HIREDIS_MAJOR >= 1)
+    ngx_http_history_reply_bool,
+#endif
+    ngx_http_history_reply_free
+};
 
 
 ngx_http_history_link_t *
@@ -160,6 +203,8 @@ static ngx_int_t
 ngx_http_history_node_init(ngx_http_history_link_t *link,
     ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_log_t *log)
 {
+    ngx_pool_cleanup_t  *cln;
+
     node->link = link;
 
     node->log = *log;
@@ -177,6 +222,21 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
 
     ngx_queue_init(&node->pending);
     ngx_queue_init(&node->inflight);
+
+    cln = ngx_pool_cleanup_add(link->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    node->replies.pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    if (node->replies.pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_history_replies_cleanup;
+    cln->data = node->replies.pool;
+
+    node->replies.log = &node->log;
 
     if (ngx_http_history_node_prepare(node) != NGX_OK) {
         return NGX_ERROR;
@@ -489,7 +549,7 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
     c->write->handler = ngx_http_history_node_write_handler;
 
     if (node->reader == NULL) {
-        node->reader = redisReaderCreate();
+        node->reader = ngx_http_history_reader_create(&node->replies);
         if (node->reader == NULL) {
             ngx_http_history_node_close(node);
             return;
@@ -828,9 +888,13 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
     for ( ;; ) {
 
         if (redisReaderGetReply(node->reader, &r) != REDIS_OK) {
-            ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                          "redis sent an invalid reply: %s",
-                          node->reader->errstr);
+            if (!node->replies.logged) {
+                ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                              "redis sent an invalid reply: %s",
+                              node->reader->errstr);
+            }
+
+            node->replies.logged = 0;
             ngx_http_history_node_close(node);
             return NGX_ERROR;
         }
@@ -839,25 +903,25 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
             return NGX_OK;
         }
 
+        /* the reply lives in node->replies until released */
+
         reply = r;
 
         if (node->state == NGX_HTTP_HISTORY_NODE_HANDSHAKE) {
             if (ngx_http_history_node_handshake_reply(node, reply)
                 != NGX_OK)
             {
-                freeReplyObject(reply);
                 ngx_http_history_node_close(node);
                 return NGX_ERROR;
             }
 
-            freeReplyObject(reply);
+            ngx_http_history_reader_release(&node->replies);
             continue;
         }
 
         if (ngx_queue_empty(&node->inflight)) {
             ngx_log_error(NGX_LOG_ALERT, &node->log, 0,
                           "redis sent a reply nothing waits for");
-            freeReplyObject(reply);
             ngx_http_history_node_close(node);
             return NGX_ERROR;
         }
@@ -874,7 +938,7 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
             ngx_http_history_cmd_done(link, cmd, reply);
         }
 
-        freeReplyObject(reply);
+        ngx_http_history_reader_release(&node->replies);
     }
 }
 
@@ -1039,6 +1103,7 @@ ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
     if (node->reader) {
         redisReaderFree(node->reader);
         node->reader = NULL;
+        ngx_http_history_reader_release(&node->replies);
     }
 }
 
@@ -1159,6 +1224,220 @@ ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf, size_t len)
     }
 
     return ngx_snprintf(p, len, ", redis: %V", node->peer.name);
+}
+
+
+/*
+ * hiredis's reader with reply objects in a pool: a reply is a handful of
+ * small objects, and allocating and freeing each with malloc() cost more
+ * than parsing it.  The objects are those hiredis's own functions build;
+ * freeing one is a no-op, the pool is reset once the reply is handled
+ * (the reader starts on the next reply only when asked for it).
+ */
+
+redisReader *
+ngx_http_history_reader_create(ngx_http_history_replies_t *rp)
+{
+    redisReader  *reader;
+
+    reader = redisReaderCreateWithFunctions(
+                                          &ngx_http_history_reply_functions);
+    if (reader == NULL) {
+        return NULL;
+    }
+
+    reader->privdata = rp;
+
+    return reader;
+}
+
+
+void
+ngx_http_history_reader_release(ngx_http_history_replies_t *rp)
+{
+    ngx_reset_pool(rp->pool);
+}
+
+
+static void
+ngx_http_history_replies_cleanup(void *data)
+{
+    ngx_pool_t  *pool = data;
+
+    ngx_destroy_pool(pool);
+}
+
+
+static redisReply *
+ngx_http_history_reply_alloc(const redisReadTask *task, int type)
+{
+    redisReply                  *reply, *parent;
+    ngx_http_history_replies_t  *rp;
+
+    rp = task->privdata;
+
+    reply = ngx_pcalloc(rp->pool, sizeof(redisReply));
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->type = type;
+
+    if (task->parent) {
+        parent = task->parent->obj;
+        parent->element[task->idx] = reply;
+    }
+
+    return reply;
+}
+
+
+static void *
+ngx_http_history_reply_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    u_char                      *p;
+    redisReply                  *reply;
+    ngx_http_history_replies_t  *rp;
+
+    rp = task->privdata;
+
+    p = ngx_pnalloc(rp->pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, str, len);
+    p[len] = '\0';
+
+    /* a string, a status or an error (RESP3: also verbatim, big number) */
+
+    reply = ngx_http_history_reply_alloc(task, task->type);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->str = (char *) p;
+    reply->len = len;
+
+    return reply;
+}
+
+
+static void *
+ngx_http_history_reply_array(const redisReadTask *task,
+    ngx_http_history_elements_t elements)
+{
+    redisReply                  *reply, **element;
+    ngx_http_history_replies_t  *rp;
+
+    rp = task->privdata;
+
+    /*
+     * hiredis 0.14 asks for the element pointers as soon as it has read
+     * the header: "*2147483647" alone would take 16 GB
+     */
+
+    if ((size_t) elements > NGX_HTTP_HISTORY_ELEMENTS_MAX) {
+        ngx_log_error(NGX_LOG_ERR, rp->log, 0,
+                      "redis sent an array of %uz elements, more than %d",
+                      (size_t) elements, NGX_HTTP_HISTORY_ELEMENTS_MAX);
+        rp->logged = 1;
+        return NULL;
+    }
+
+    element = NULL;
+
+    if (elements) {
+        element = ngx_pcalloc(rp->pool, elements * sizeof(redisReply *));
+        if (element == NULL) {
+            return NULL;
+        }
+    }
+
+    /* an array (RESP3: also a map, a set, a push, attributes) */
+
+    reply = ngx_http_history_reply_alloc(task, task->type);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->element = element;
+    reply->elements = elements;
+
+    return reply;
+}
+
+
+static void *
+ngx_http_history_reply_integer(const redisReadTask *task, long long value)
+{
+    redisReply  *reply;
+
+    reply = ngx_http_history_reply_alloc(task, REDIS_REPLY_INTEGER);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->integer = value;
+
+    return reply;
+}
+
+
+#if (HIREDIS_MAJOR >= 1)
+
+/* RESP3 only; a server may send them nevertheless */
+
+static void *
+ngx_http_history_reply_double(const redisReadTask *task, double value,
+    char *str, size_t len)
+{
+    redisReply  *reply;
+
+    reply = ngx_http_history_reply_string(task, str, len);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->type = REDIS_REPLY_DOUBLE;
+    reply->dval = value;
+
+    return reply;
+}
+
+
+static void *
+ngx_http_history_reply_bool(const redisReadTask *task, int value)
+{
+    redisReply  *reply;
+
+    reply = ngx_http_history_reply_alloc(task, REDIS_REPLY_BOOL);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->integer = value != 0;
+
+    return reply;
+}
+
+#endif
+
+
+static void *
+ngx_http_history_reply_nil(const redisReadTask *task)
+{
+    /* "$-1" and "*-1" alike (RESP3: "_") */
+
+    return ngx_http_history_reply_alloc(task, REDIS_REPLY_NIL);
+}
+
+
+static void
+ngx_http_history_reply_free(void *reply)
+{
+    /* the pool is reset as a whole */
 }
 
 

@@ -75,6 +75,18 @@ typedef struct {
 } ngx_http_history_link_stats_t;
 
 
+/*
+ * Replies from Redis: hiredis's reader builds them in a pool of their own,
+ * released as a whole once a reply has been handled.
+ */
+
+typedef struct {
+    ngx_pool_t                    *pool;
+    ngx_log_t                     *log;
+    unsigned                       logged:1;   /* the reader's error too */
+} ngx_http_history_replies_t;
+
+
 struct ngx_http_history_cmd_s {
     ngx_queue_t                    queue;
     ngx_buf_t                      buf;
@@ -95,6 +107,10 @@ ngx_http_history_cmd_t *ngx_http_history_link_send(
 void ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd);
 ngx_uint_t ngx_http_history_link_up(ngx_http_history_link_t *link,
     ngx_str_t *key);
+
+redisReader *ngx_http_history_reader_create(
+    ngx_http_history_replies_t *rp);
+void ngx_http_history_reader_release(ngx_http_history_replies_t *rp);
 
 size_t ngx_http_history_format_size(ngx_http_history_argv_t *cmd);
 u_char *ngx_http_history_format(u_char *p, ngx_http_history_argv_t *cmd);
