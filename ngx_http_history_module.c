@@ -106,6 +106,7 @@ typedef struct {
     ngx_array_t                    *status;
 #if (NGX_PCRE)
     ngx_regex_t                    *pattern;
+    ngx_flag_t                      digits;    /* the default pattern */
 #endif
     ngx_uint_t                      serve;
     ngx_uint_t                      fallback;
@@ -622,18 +623,39 @@ ngx_http_history_valid_id(ngx_http_request_t *r,
 
 #if (NGX_PCRE)
 
+    if (hlcf->digits) {
+
+        /* the default pattern, "^[0-9]+$", checked without PCRE */
+
+        for (p = id->data; p < last; p++) {
+            if (*p < '0' || *p > '9') {
+                goto mismatch;
+            }
+        }
+
+        return NGX_OK;
+    }
+
     /* a PCRE error (a match limit hit) does not count as a match */
 
     if (hlcf->pattern && ngx_regex_exec(hlcf->pattern, id, NULL, 0) < 0) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "history: product id \"%V\" does not match "
-                      "history_id_pattern, view not recorded", id);
-        return NGX_DECLINED;
+        goto mismatch;
     }
 
 #endif
 
     return NGX_OK;
+
+#if (NGX_PCRE)
+
+mismatch:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "history: product id \"%V\" does not match "
+                  "history_id_pattern, view not recorded", id);
+    return NGX_DECLINED;
+
+#endif
 }
 
 
@@ -3359,6 +3381,8 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 #if (NGX_PCRE)
     ngx_conf_merge_ptr_value(conf->pattern, prev->pattern,
                              hmcf->default_pattern);
+
+    conf->digits = (conf->pattern == hmcf->default_pattern);
 #endif
 
     ngx_conf_merge_uint_value(conf->serve, prev->serve, 0);
