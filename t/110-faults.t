@@ -68,6 +68,7 @@ my %expect = (
     garbage   => { read => '[]', log => qr/redis sent an invalid reply/, recovers => 1 },
     close     => { read => '[]', log => qr/redis closed connection/, recovers => 1 },
     silent    => { read => '[]', log => qr/redis (did not answer in time|timed out)/, recovers => 1 },
+    huge      => { read => '[]', log => qr/redis sent an array of 2147483647 elements, more than 65536/, recovers => 1 },
 );
 
 for my $mode (sort keys %expect) {

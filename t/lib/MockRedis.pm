@@ -12,6 +12,7 @@ package MockRedis;
 #   garbage    a line that is not RESP
 #   close      half a reply, then closes the connection
 #   silent     reads and never answers
+#   huge       answers a list read with an array header of 2^31-1 elements
 #
 # Every list read answers 3, 2, 1.
 
@@ -131,6 +132,7 @@ sub answer {
                . " of value\r\n";
     }
 
+    return "*2147483647\r\n" if $name eq 'LRANGE' && $mode eq 'huge';
     return "*3\r\n\$1\r\n3\r\n\$1\r\n2\r\n\$1\r\n1\r\n" if $name eq 'LRANGE';
     return "+OK\r\n" if $name eq 'SET' || $name eq 'SELECT';
     return ":1\r\n";
