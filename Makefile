@@ -192,6 +192,26 @@ test: build
 	$(PROVE) $(PROVE_FLAGS) -r $(TESTS)
 
 
+# The benchmark (bench/run.sh, docs/performance.md): the module against
+# plain nginx and the Django view, on 127.0.0.1, ports 18000-18999.
+#
+#   make bench                      everything, about 11 minutes
+#   make bench BENCH_QUICK=1        a short run, about 2.5 minutes
+#   make bench BENCH_SECTIONS='write callgrind'
+
+BENCH_PKGS =        wrk gunicorn python3-django python3-redis gnuplot-nox \
+                    valgrind linux-perf
+BENCH_QUICK ?=      0
+BENCH_SECTIONS ?=
+
+.PHONY: bench
+
+bench: build
+	@$(TOP)/scripts/deps.sh $(BENCH_PKGS)
+	@BENCH_QUICK='$(BENCH_QUICK)' NGINX_BIN='$(NGINX)' MODULE_SO='$(SO)' \
+	bash $(TOP)/bench/run.sh $(BENCH_SECTIONS)
+
+
 # The files where requests wait for Redis, under valgrind's memcheck: a
 # block fails on any error whose stack mentions the module.
 
