@@ -18,16 +18,6 @@
 #define NGX_HTTP_HISTORY_CHAIN_MAX      64
 #define NGX_HTTP_HISTORY_LOG_INTERVAL   60
 
-/* more than the longest list or id set a reply is asked for */
-#define NGX_HTTP_HISTORY_ELEMENTS_MAX   65536
-
-
-#if (HIREDIS_MAJOR >= 1)
-typedef size_t  ngx_http_history_elements_t;
-#else
-typedef int     ngx_http_history_elements_t;
-#endif
-
 
 typedef enum {
     NGX_HTTP_HISTORY_NODE_DOWN = 0,

@@ -20,6 +20,20 @@
 #define NGX_HTTP_HISTORY_UNIT_MAX  64
 
 
+/*
+ * The most elements a reply's array may have: more than the longest list
+ * or id set the module asks for, far less than what would exhaust memory
+ */
+#define NGX_HTTP_HISTORY_ELEMENTS_MAX  65536
+
+
+#if (HIREDIS_MAJOR >= 1)
+typedef size_t  ngx_http_history_elements_t;
+#else
+typedef int     ngx_http_history_elements_t;
+#endif
+
+
 typedef struct ngx_http_history_link_s  ngx_http_history_link_t;
 typedef struct ngx_http_history_node_s  ngx_http_history_node_t;
 typedef struct ngx_http_history_cmd_s   ngx_http_history_cmd_t;
