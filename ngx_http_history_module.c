@@ -16,6 +16,9 @@
 #define NGX_HTTP_HISTORY_LENGTH_MAX   1000
 #define NGX_HTTP_HISTORY_VISITOR_LEN  32
 
+/* the longest expires= (68 years): now + expires cannot overflow */
+#define NGX_HTTP_HISTORY_COOKIE_EXPIRES_MAX  (68 * 365 * 86400)
+
 #define NGX_HTTP_HISTORY_JSON         1
 #define NGX_HTTP_HISTORY_TEXT         2
 
@@ -245,6 +248,7 @@ static char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_uint_t ngx_http_history_cookie_attr_valid(ngx_str_t *s);
 static char *ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -3035,6 +3039,11 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
+    if (value[1].len == 0) {
+        return ngx_http_history_invalid(cf, cmd, &value[1],
+                   "a cookie name is letters, digits, \"_\" and \"-\"");
+    }
+
     for (p = value[1].data, last = p + value[1].len; p < last; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
               || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
@@ -3069,9 +3078,14 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 continue;
             }
 
+            /* at most 68y: Expires= is written from now + expires */
+
             t = ngx_parse_time(&s, 1);
-            if (t == (time_t) NGX_ERROR || t == 0) {
-                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            if (t == (time_t) NGX_ERROR || t == 0
+                || t > NGX_HTTP_HISTORY_COOKIE_EXPIRES_MAX)
+            {
+                return ngx_http_history_invalid(cf, cmd, &value[i],
+                           "expires= is from 1s to 68y, or off");
             }
 
             cookie->expires = t;
@@ -3083,7 +3097,7 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             domain.len = value[i].len - 7;
 
             if (domain.len == 0
-                || ngx_strlchr(domain.data, domain.data + domain.len, ';'))
+                || !ngx_http_history_cookie_attr_valid(&domain))
             {
                 return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
             }
@@ -3096,7 +3110,7 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             path.len = value[i].len - 5;
 
             if (path.len == 0 || path.data[0] != '/'
-                || ngx_strlchr(path.data, path.data + path.len, ';'))
+                || !ngx_http_history_cookie_attr_valid(&path))
             {
                 return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
             }
@@ -3196,6 +3210,25 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     hlcf->cookie = cookie;
 
     return NGX_CONF_OK;
+}
+
+
+/* a Domain= or Path= value: no ";" that would end it, no control byte */
+
+static ngx_uint_t
+ngx_http_history_cookie_attr_valid(ngx_str_t *s)
+{
+    u_char  *p, *last;
+
+    last = s->data + s->len;
+
+    for (p = s->data; p < last; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == ';') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -512,3 +512,56 @@ invalid value "always" in "history_last_action" directive, it must be "on" or "o
 --- must_die
 --- error_log
 invalid number of arguments in "history_online" directive
+
+
+
+=== TEST 40: history_cookie with an empty name
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie "";
+    }
+--- must_die
+--- error_log
+invalid value "" in "history_cookie" directive, a cookie name is letters, digits, "_" and "-"
+
+
+
+=== TEST 41: history_cookie with an expires beyond 68 years
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid expires=9223372036854775807;
+    }
+--- must_die
+--- error_log
+invalid value "expires=9223372036854775807" in "history_cookie" directive, expires= is from 1s to 68y, or off
+
+
+
+=== TEST 42: history_cookie with a line break in domain=
+(the message goes on over two lines of the log, as the value does)
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid "domain=shop.example\r\nX-Evil: 1";
+    }
+--- must_die
+--- error_log eval
+qr/invalid value "domain=shop\.example\r$/
+
+
+
+=== TEST 43: history_cookie with a control byte in path=
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_cookie vid "path=/shop\tx";
+    }
+--- must_die
+--- error_log eval
+qr{invalid value "path=/shop\tx" in "history_cookie" directive}
