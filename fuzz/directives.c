@@ -1255,24 +1255,19 @@ fuzz_check_views(fuzz_call_t *fc)
 
 /*
  * history_cookie name | off [expires=time | off] [domain=] [path=]
- * [secure] [httponly] [samesite=lax | strict | none]: the name letters,
- * digits, "_" and "-"; expires= a positive time; domain= not empty,
- * without ";"; path= starting with "/", without ";"; samesite=none only
- * with secure.  Stored: the name, expires, the attributes as they go after
- * the value in Set-Cookie ("; Max-Age=...; Domain=...; Path=...; Secure;
- * HttpOnly; SameSite=..."), and the index of $cookie_NAME.
+ * [secure] [httponly] [samesite=lax | strict | none]: the name one or
+ * more letters, digits, "_" and "-"; expires= from 1s to 68y; domain= not
+ * empty, path= starting with "/", both without ";" or a control byte;
+ * samesite=none only with secure.  Stored: the name, expires, the
+ * attributes as they go after the value in Set-Cookie ("; Max-Age=...;
+ * Domain=...; Path=...; Secure; HttpOnly; SameSite=..."), and the index of
+ * $cookie_NAME.
  *
- * Beyond what the code checks, what a cookie needs:
- *
- *   - a name (RFC 6265: a token, not empty): an empty one is
- *     "cookie-empty-name";
- *   - an expiry that ngx_http_history_set_cookie() can add to ngx_time()
- *     (a time_t) without overflow: "cookie-expires-overflow";
- *   - attributes without control bytes (RFC 6265's path-value, and a
- *     header's value): "cookie-attr-ctl".
- *
- * A configuration with one of those must be refused; FUZZ_KNOWN lets
- * one that is accepted pass.
+ * And what a cookie needs, checked on what is stored, as the findings
+ * "cookie-empty-name", "cookie-expires-overflow" and "cookie-attr-ctl"
+ * (fixed; FUZZ_KNOWN lets them pass on a module without the fixes): a
+ * name, an expiry ngx_http_history_set_cookie() can add to ngx_time()
+ * without overflow, attributes without control bytes.
  */
 
 static void
@@ -1281,8 +1276,8 @@ fuzz_check_cookie(fuzz_call_t *fc)
     u_char                     *p, *last, *attrs;
     time_t                      t, expires;
     ngx_str_t                  *v, rest, domain, path, samesite, name;
-    ngx_uint_t                  i, secure, httponly, insane, bad;
-    ngx_uint_t                  parameter;
+    char                       *reason;
+    ngx_uint_t                  i, secure, httponly, bad, parameter;
     ngx_http_variable_t        *var;
     ngx_http_history_cookie_t  *cookie;
 
@@ -1307,19 +1302,22 @@ fuzz_check_cookie(fuzz_call_t *fc)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
               || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
         {
-            fuzz_want_invalid(fc, 1, "a cookie name is letters, digits, "
-                                     "\"_\" and \"-\"");
-            return;
+            break;
         }
+    }
+
+    if (v[1].len == 0 || i < v[1].len) {
+        fuzz_want_invalid(fc, 1, "a cookie name is letters, digits, "
+                                 "\"_\" and \"-\"");
+        return;
     }
 
     /*
      * bad: the first argument the code refuses, as a value (expires=,
-     * domain=, path=) or as a parameter; insane: one of the needs above is
-     * broken before it
+     * domain=, path=) or as a parameter
      */
 
-    insane = (v[1].len == 0);
+    reason = NULL;
 
     expires = 90 * 86400;
     ngx_str_null(&domain);
@@ -1340,42 +1338,36 @@ fuzz_check_cookie(fuzz_call_t *fc)
 
             t = ngx_parse_time(&rest, 1);
 
-            if (t == (time_t) NGX_ERROR || t == 0) {
+            if (t == (time_t) NGX_ERROR || t == 0
+                || t > 68 * 365 * 86400)
+            {
                 bad = i;
+                reason = "expires= is from 1s to 68y, or off";
                 continue;
             }
 
             expires = t;
 
-            if (t > NGX_MAX_TIME_T_VALUE - ngx_time()) {
-                insane = 1;
-            }
-
         } else if (fuzz_prefix(&v[i], "domain=", &rest)) {
-            if (rest.len == 0 || fuzz_has(rest.data, rest.len, ';')) {
+            if (rest.len == 0 || fuzz_has(rest.data, rest.len, ';')
+                || fuzz_has_ctl(rest.data, rest.len))
+            {
                 bad = i;
                 continue;
             }
 
             domain = rest;
 
-            if (fuzz_has_ctl(rest.data, rest.len)) {
-                insane = 1;
-            }
-
         } else if (fuzz_prefix(&v[i], "path=", &rest)) {
             if (rest.len == 0 || rest.data[0] != '/'
-                || fuzz_has(rest.data, rest.len, ';'))
+                || fuzz_has(rest.data, rest.len, ';')
+                || fuzz_has_ctl(rest.data, rest.len))
             {
                 bad = i;
                 continue;
             }
 
             path = rest;
-
-            if (fuzz_has_ctl(rest.data, rest.len)) {
-                insane = 1;
-            }
 
         } else if (fuzz_is(&v[i], "secure")) {
             secure = 1;
@@ -1398,17 +1390,13 @@ fuzz_check_cookie(fuzz_call_t *fc)
         }
     }
 
-    if (insane && fc->rv == NGX_CONF_ERROR) {
-        return;     /* refused, by what the code checks or by a need */
-    }
-
     if (bad && parameter) {
         fuzz_want_parameter(fc, bad);
         return;
     }
 
     if (bad) {
-        fuzz_want_invalid(fc, bad, NULL);
+        fuzz_want_invalid(fc, bad, reason);
         return;
     }
 

@@ -9,10 +9,11 @@
  *
  * The input: an optional first line "?ARGS\n", the request's query string
  * (ids=, exclude=, limit=), then bytes from Redis.  These are fed to
- * hiredis's reply reader as the link does (redisReaderCreate(),
- * redisReaderFeed(), redisReaderGetReply() until no more reply or an
- * error), and each reply is handed to ngx_http_history_reply(), the link's
- * callback, once per kind of read:
+ * hiredis's reply reader as the link makes and uses it
+ * (ngx_http_history_reader_create(), redisReaderFeed(),
+ * redisReaderGetReply() until no more reply or an error, the reply's pool
+ * released after each), and each reply is handed to
+ * ngx_http_history_reply(), the link's callback, once per kind of read:
  *
  *   fetch/serve  the list read: ids copied from the reply, then
  *                ngx_http_history_render() in JSON and in text, with
@@ -41,12 +42,12 @@
 #define FUZZ_REPLIES_MAX  64
 
 /*
- * hiredis (0.14 and 1.x) callocs the element pointers of a multi-bulk
- * reply as soon as it reads the header "*N\r\n", for any N up to INT_MAX:
- * up to 16 GiB of address space, and 2 GiB of AddressSanitizer shadow that
- * is really touched.  Inputs that declare an array larger than this are
- * skipped: what they exercise is hiredis's allocator, not the module.
- * Larger than INT_MAX is still fuzzed (hiredis refuses it).
+ * The link's reader refuses an array header of more than
+ * NGX_HTTP_HISTORY_ELEMENTS_MAX elements; below that, it allocates the
+ * element pointers as soon as it reads the header "*N\r\n".  Inputs that
+ * declare an array larger than this are skipped: the memory a few nested
+ * headers just under the limit reserve is the reader's, not the module's,
+ * and would only slow fuzzing down.
  */
 #define FUZZ_ARRAY_MAX    (1 << 20)
 
@@ -328,17 +329,18 @@ fuzz_body(ngx_http_history_ctx_t *ctx, const char *what, ngx_uint_t want)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                  *dst, *src, *nl;
-    void                    *reply_void;
-    size_t                   j;
-    ngx_int_t                n, rc;
-    ngx_str_t                exclude, value;
-    ngx_uint_t               limit, views, count, want;
-    redisReply              *reply, *e;
-    ngx_array_t             *ids;
-    redisReader             *reader;
-    ngx_http_request_t      *r;
-    ngx_http_history_ctx_t  *ctx;
+    u_char                      *dst, *src, *nl;
+    void                        *reply_void;
+    size_t                       j;
+    ngx_int_t                    n, rc;
+    ngx_str_t                    exclude, value;
+    ngx_uint_t                   limit, views, count, want;
+    redisReply                  *reply, *e;
+    ngx_array_t                 *ids;
+    redisReader                 *reader;
+    ngx_http_request_t          *r;
+    ngx_http_history_ctx_t      *ctx;
+    ngx_http_history_replies_t   rp;
 
     if (fuzz_huge_array(data, size)) {
         return -1;    /* not into the corpus */
@@ -392,13 +394,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the replies */
 
-    reader = redisReaderCreate();
-    if (reader == NULL) {
+    ngx_memzero(&rp, sizeof(ngx_http_history_replies_t));
+
+    rp.pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, &fuzz_log);
+    rp.log = &fuzz_log;
+
+    reader = ngx_http_history_reader_create(&rp);
+
+    if (rp.pool == NULL || reader == NULL) {
         abort();
     }
 
     if (redisReaderFeed(reader, (const char *) data, size) != REDIS_OK) {
         redisReaderFree(reader);
+        ngx_destroy_pool(rp.pool);
         fuzz_done(r);
         return 0;
     }
@@ -427,7 +436,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!ctx->failed, "forget failed on a reply");
 
         if (ids == NULL) {
-            freeReplyObject(reply);
+            ngx_http_history_reader_release(&rp);
             continue;
         }
 
@@ -472,7 +481,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         fuzz_hlcf.views = 0;
 
-        freeReplyObject(reply);
+        ngx_http_history_reader_release(&rp);
     }
 
     /* and a unit that failed: no reply at all */
@@ -481,6 +490,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ctx->failed, "a read without a reply did not fail");
 
     redisReaderFree(reader);
+    ngx_destroy_pool(rp.pool);
 
     fuzz_done(r);
 

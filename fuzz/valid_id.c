@@ -12,7 +12,9 @@
  *   ngx_http_history_valid_id()       1..256 bytes, safe, and matching
  *                                     history_id_pattern: the default
  *                                     "^[0-9]+$" (compiled with nginx's
- *                                     ngx_regex_compile()), and "off"
+ *                                     ngx_regex_compile(), and as the
+ *                                     module checks it, without PCRE),
+ *                                     and "off"
  *
  * Each answer is checked against a plain reimplementation of the rule.
  */
@@ -169,6 +171,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "valid_id(\"%s\", ^[0-9]+$) = %ld, expected %s",
                fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
 
+    /* the same pattern checked without PCRE, as merged locations do */
+
+    fuzz_hlcf.digits = 1;
+
+    rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
+
+    FUZZ_CHECK((rc == NGX_OK) == want,
+               "valid_id(\"%s\", digits) = %ld, expected %s",
+               fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
+
+    fuzz_hlcf.digits = 0;
     fuzz_hlcf.pattern = NULL;
 
 #endif
