@@ -89,8 +89,21 @@ cg_run() {
         "${CASE_PATH[$case]}" "$n" "$conns" \
         || { kill -KILL "$pid"; die "client failed ($case, $side)"; }
 
-    # QUIT: a graceful stop waits for the replies still due from Redis
+    # QUIT: a graceful stop waits for the replies still due from Redis.
+    # Without a master process nginx learns of a signal only when
+    # epoll_wait() returns; one that lands just before it is called, with
+    # no timer left, waits for an event that never comes: ask again.
     kill -QUIT "$pid"
+    for i in $(seq 600); do
+        # gone, or a zombie waiting for "wait"
+        case $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) in
+            ''|Z) break ;;
+        esac
+        if ((i % 20 == 0)); then
+            kill -QUIT "$pid" 2>/dev/null || true
+        fi
+        sleep 0.1
+    done
     wait "$pid" || true
     rm -f "$CG_DIR/nginx.pid"
 
