@@ -58,7 +58,7 @@ if [ -s "$DAT/throughput.dat" ]; then
     gnuplot <<EOF
 $TERM_PNG
 set output '$IMG/bench-throughput.png'
-set title 'Requests per second, median of the rounds; labels: module or Django over plain, median of per-round ratios (wrk -c$BENCH_CONNS, 2 CPUs shared)'
+set title "Requests per second, median of the rounds (wrk -c$BENCH_CONNS, all on 2 shared CPUs)\\nlabels: module or Django over plain nginx, median of the per-round ratios"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -152,9 +152,9 @@ if [ -s "$DAT/length.dat" ]; then
     gnuplot <<EOF
 $TERM_PNG
 set output '$IMG/bench-length.png'
-set title 'Write path against history_length (every list that long)'
+set title 'Write path against history_length (every list that long)' noenhanced
 set logscale x
-set xlabel 'history_length (ids per list)'
+set xlabel 'history_length (ids per list)' noenhanced
 set ylabel 'requests/s'
 set y2label 'Redis used memory, MB'
 set ytics nomirror
