@@ -195,8 +195,8 @@ test: build
 # The benchmark (bench/run.sh, docs/performance.md): the module against
 # plain nginx and the Django view, on 127.0.0.1, ports 18000-18999.
 #
-#   make bench                      everything, about 11 minutes
-#   make bench BENCH_QUICK=1        a short run, about 2.5 minutes
+#   make bench                      everything, about 10 minutes
+#   make bench BENCH_QUICK=1        a short run, about 3 minutes
 #   make bench BENCH_SECTIONS='write callgrind'
 
 BENCH_PKGS =        wrk gunicorn python3-django python3-redis gnuplot-nox \
