@@ -127,13 +127,16 @@ plot '$DAT/conns.dat' using 2:4 with linespoints lw 2 lc rgb '#999999' title 'pl
 EOF
 fi
 
-if [ -s "$DAT/visitors.dat" ]; then
+# req/s of both sides and Redis's memory against a scale point:
+# NAME TITLE XLABEL, from $DAT/NAME.dat to bench-NAME.png
+plot_redis_memory() {
+    [ -s "$DAT/$1.dat" ] || return 0
     gnuplot <<EOF
 $TERM_PNG
-set output '$IMG/bench-visitors.png'
-set title 'Write path against the number of visitors with a list in Redis'
+set output '$IMG/bench-$1.png'
+set title '$2' noenhanced
 set logscale x
-set xlabel 'visitors (keys in Redis)'
+set xlabel '$3' noenhanced
 set ylabel 'requests/s'
 set y2label 'Redis used memory, MB'
 set ytics nomirror
@@ -142,32 +145,19 @@ set yrange [0:*]
 set y2range [0:*]
 set grid
 set key bottom left
-plot '$DAT/visitors.dat' using 2:4 with linespoints lw 2 lc rgb '#999999' title 'plain nginx, req/s', \
+plot '$DAT/$1.dat' using 2:4 with linespoints lw 2 lc rgb '#999999' title 'plain nginx, req/s', \
      '' using 2:3 with linespoints lw 2 lc rgb '#2a7ab9' title 'nginx + module, req/s', \
      '' using 2:(\$8/1048576) axes x1y2 with linespoints dt 2 lc rgb '#c0504d' title 'Redis memory'
 EOF
-fi
+}
 
-if [ -s "$DAT/length.dat" ]; then
-    gnuplot <<EOF
-$TERM_PNG
-set output '$IMG/bench-length.png'
-set title 'Write path against history_length (every list that long)' noenhanced
-set logscale x
-set xlabel 'history_length (ids per list)' noenhanced
-set ylabel 'requests/s'
-set y2label 'Redis used memory, MB'
-set ytics nomirror
-set y2tics
-set yrange [0:*]
-set y2range [0:*]
-set grid
-set key bottom left
-plot '$DAT/length.dat' using 2:4 with linespoints lw 2 lc rgb '#999999' title 'plain nginx, req/s', \
-     '' using 2:3 with linespoints lw 2 lc rgb '#2a7ab9' title 'nginx + module, req/s', \
-     '' using 2:(\$8/1048576) axes x1y2 with linespoints dt 2 lc rgb '#c0504d' title 'Redis memory'
-EOF
-fi
+plot_redis_memory visitors \
+    'Write path against the number of visitors with a list in Redis' \
+    'visitors (keys in Redis)'
+
+plot_redis_memory length \
+    'Write path against history_length (every list that long)' \
+    'history_length (ids per list)'
 
 if [ -s "$DAT/workers.dat" ]; then
     gnuplot <<EOF
