@@ -255,6 +255,8 @@ static char *ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_history_count_flags(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_uint_t first, ngx_uint_t *flags);
 static char *ngx_http_history_stats(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -2904,7 +2906,6 @@ ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_history_loc_conf_t *hlcf = conf;
 
     ngx_str_t                         *value;
-    ngx_uint_t                         i;
     ngx_http_compile_complex_value_t   ccv;
 
     if (hlcf->count != NGX_CONF_UNSET_PTR) {
@@ -2928,23 +2929,9 @@ ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    hlcf->count_flags = 0;
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strcmp(value[i].data, "daily") == 0) {
-            hlcf->count_flags |= NGX_HTTP_HISTORY_COUNT_DAILY;
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "unique") == 0) {
-            hlcf->count_flags |= NGX_HTTP_HISTORY_COUNT_UNIQUE;
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\" in \"%V\" directive",
-                           &value[i], &cmd->name);
+    if (ngx_http_history_count_flags(cf, cmd, 2, &hlcf->count_flags)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -2977,32 +2964,13 @@ ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_history_loc_conf_t *hlcf = conf;
 
-    ngx_str_t                 *value;
-    ngx_uint_t                 i;
     ngx_http_core_loc_conf_t  *clcf;
 
     if (hlcf->views != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    hlcf->views = 0;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strcmp(value[i].data, "daily") == 0) {
-            hlcf->views |= NGX_HTTP_HISTORY_COUNT_DAILY;
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "unique") == 0) {
-            hlcf->views |= NGX_HTTP_HISTORY_COUNT_UNIQUE;
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\" in \"%V\" directive",
-                           &value[i], &cmd->name);
+    if (ngx_http_history_count_flags(cf, cmd, 1, &hlcf->views) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -3010,6 +2978,40 @@ ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_history_views_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/* "daily" and "unique", from the argument "first" on */
+
+static ngx_int_t
+ngx_http_history_count_flags(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_uint_t first, ngx_uint_t *flags)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+    *flags = 0;
+
+    for (i = first; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "daily") == 0) {
+            *flags |= NGX_HTTP_HISTORY_COUNT_DAILY;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "unique") == 0) {
+            *flags |= NGX_HTTP_HISTORY_COUNT_UNIQUE;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &cmd->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
