@@ -90,7 +90,15 @@ is(views(2001, $total), $total - 2000,
 my $after = rss();
 
 diag("worker RSS: $before kB after 2000 views, $after kB after $total");
-cmp_ok($after - $before, '<', 1024, 'memory bounded by the queue');
+
+SKIP: {
+    # AddressSanitizer keeps freed memory in quarantine (256 MB): the RSS
+    # of a worker under "make test SAN=1" grows with every request
+    skip 'RSS under AddressSanitizer includes its quarantine', 1
+        if $p{nginx} =~ /nginx-san$/;
+
+    cmp_ok($after - $before, '<', 1024, 'memory bounded by the queue');
+}
 
 my $st = stats();
 is($st->{queued}, $total, "$total units accepted");
