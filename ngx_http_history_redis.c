@@ -18,6 +18,60 @@
 #define NGX_HTTP_HISTORY_CHAIN_MAX      64
 #define NGX_HTTP_HISTORY_LOG_INTERVAL   60
 
+/* read and parsed in one read event at most; the rest in a posted one */
+#define NGX_HTTP_HISTORY_READ_BUDGET    65536
+
+/* a reply pool that grew past this is made anew, not kept */
+#define NGX_HTTP_HISTORY_REPLIES_KEEP   65536
+
+/* AUTH, SELECT, PING */
+#define NGX_HTTP_HISTORY_HANDSHAKE_MAX  3
+
+/* the longest integer line ":<number>" read */
+#define NGX_HTTP_HISTORY_INTEGER_LEN    32
+
+
+/* what a reply must look like */
+#define NGX_HTTP_HISTORY_SHAPE_ANY          0
+#define NGX_HTTP_HISTORY_SHAPE_OK           1   /* +OK */
+#define NGX_HTTP_HISTORY_SHAPE_OK_NIL       2   /* +OK or nil */
+#define NGX_HTTP_HISTORY_SHAPE_PONG         3   /* +PONG */
+#define NGX_HTTP_HISTORY_SHAPE_STATUS       4
+#define NGX_HTTP_HISTORY_SHAPE_INTEGER      5
+#define NGX_HTTP_HISTORY_SHAPE_STRING       6
+#define NGX_HTTP_HISTORY_SHAPE_STRINGS      7   /* an array of strings */
+#define NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL  8   /* ... of strings or nils */
+#define NGX_HTTP_HISTORY_SHAPE_MULTI        9
+#define NGX_HTTP_HISTORY_SHAPE_EXEC         10
+#define NGX_HTTP_HISTORY_SHAPE_TAG          11  /* the string sent */
+
+/* entries of ngx_http_history_commands[] the link refers to */
+#define NGX_HTTP_HISTORY_KIND_ANY           0
+#define NGX_HTTP_HISTORY_KIND_TAG           1
+#define NGX_HTTP_HISTORY_KIND_PING_ARG      2
+#define NGX_HTTP_HISTORY_KIND_AUTH          3
+#define NGX_HTTP_HISTORY_KIND_SELECT        4
+#define NGX_HTTP_HISTORY_KIND_PING          5
+#define NGX_HTTP_HISTORY_KIND_NAMED         3   /* looked up from here */
+
+
+/* ngx_http_history_scan() states */
+#define NGX_HTTP_HISTORY_SCAN_TYPE     0
+#define NGX_HTTP_HISTORY_SCAN_LINE     1
+#define NGX_HTTP_HISTORY_SCAN_INTEGER  2
+#define NGX_HTTP_HISTORY_SCAN_LENGTH   3
+#define NGX_HTTP_HISTORY_SCAN_DIGITS   4
+#define NGX_HTTP_HISTORY_SCAN_NIL      5
+#define NGX_HTTP_HISTORY_SCAN_CR       6
+#define NGX_HTTP_HISTORY_SCAN_LF       7
+#define NGX_HTTP_HISTORY_SCAN_BULK     8
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_uint_t                     shape;
+} ngx_http_history_command_t;
+
 
 typedef enum {
     NGX_HTTP_HISTORY_NODE_DOWN = 0,
@@ -48,15 +102,25 @@ struct ngx_http_history_node_s {
     ngx_buf_t                      handshake;
     ngx_uint_t                     handshake_replies;
     ngx_uint_t                     handshake_left;
+    u_char                         handshake_kind[
+                                       NGX_HTTP_HISTORY_HANDSHAKE_MAX];
+
+    ngx_http_history_scan_t        scan;
+    redisReply                    *held;       /* a tagged unit's reply */
 
     ngx_event_t                    reconnect;
     ngx_event_t                    flush;
     ngx_msec_t                     backoff;
     ngx_http_history_node_state_e  state;
+    unsigned                       up:1;       /* Redis has answered */
+    unsigned                       down_reported:1;
 
     time_t                         down_since;
     time_t                         down_logged;
     ngx_uint_t                     down_dropped;
+    ngx_uint_t                     down_failed;
+    ngx_uint_t                     unreported;
+    time_t                         failure_logged;
     time_t                         error_logged;
     time_t                         drop_logged;
 };
@@ -68,6 +132,7 @@ struct ngx_http_history_link_s {
     ngx_http_history_node_t       *nodes;
     ngx_uint_t                     nnodes;
     ngx_uint_t                     queued;
+    ngx_uint_t                     tags;
     u_char                        *recv_buf;
     ngx_chain_t                    chain[NGX_HTTP_HISTORY_CHAIN_MAX];
     ngx_http_history_link_stats_t *stats;
@@ -91,6 +156,14 @@ static void ngx_http_history_node_send(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_process(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_handshake_reply(
     ngx_http_history_node_t *node, redisReply *reply);
+static ngx_int_t ngx_http_history_node_reply(ngx_http_history_node_t *node,
+    redisReply *reply);
+static void ngx_http_history_node_ready(ngx_http_history_node_t *node);
+static void ngx_http_history_node_quiet(ngx_http_history_node_t *node);
+static void ngx_http_history_node_refused(ngx_http_history_node_t *node);
+static ngx_int_t ngx_http_history_shape_match(ngx_uint_t shape,
+    redisReply *reply);
+static void ngx_http_history_scan_done(ngx_http_history_scan_t *s);
 static ngx_uint_t ngx_http_history_reply_failed(redisReply *reply);
 static void ngx_http_history_node_log_reply(ngx_http_history_node_t *node,
     redisReply *reply);
@@ -104,6 +177,8 @@ static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_cmd_done(ngx_http_history_link_t *link,
     ngx_http_history_cmd_t *cmd, redisReply *reply);
 static void ngx_http_history_replies_cleanup(void *data);
+static void *ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp,
+    size_t size, ngx_uint_t zero);
 static redisReply *ngx_http_history_reply_alloc(const redisReadTask *task,
     int type);
 static void *ngx_http_history_reply_string(const redisReadTask *task,
@@ -124,6 +199,67 @@ static ngx_uint_t ngx_http_history_format_digits(size_t n);
 static u_char *ngx_http_history_format_number(u_char *p, size_t n);
 static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
+
+
+/*
+ * The commands whose replies the link can check, with the shape of the
+ * reply each must get.  Others are let through as any reply; an error
+ * reply is right for every command but those of the handshake.
+ */
+
+static ngx_http_history_command_t  ngx_http_history_commands[] = {
+    { ngx_string("a command"), NGX_HTTP_HISTORY_SHAPE_ANY },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_TAG },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_STRING },
+    { ngx_string("AUTH"), NGX_HTTP_HISTORY_SHAPE_OK },
+    { ngx_string("SELECT"), NGX_HTTP_HISTORY_SHAPE_OK },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_PONG },
+
+    { ngx_string("MULTI"), NGX_HTTP_HISTORY_SHAPE_MULTI },
+    { ngx_string("EXEC"), NGX_HTTP_HISTORY_SHAPE_EXEC },
+    { ngx_string("LRANGE"), NGX_HTTP_HISTORY_SHAPE_STRINGS },
+    { ngx_string("MGET"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL },
+    { ngx_string("ZMSCORE"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL },
+    { ngx_string("SET"), NGX_HTTP_HISTORY_SHAPE_OK_NIL },
+    { ngx_string("LTRIM"), NGX_HTTP_HISTORY_SHAPE_OK },
+    { ngx_string("TYPE"), NGX_HTTP_HISTORY_SHAPE_STATUS },
+    { ngx_string("DEL"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("UNLINK"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("EXISTS"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("EXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("PEXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("EXPIREAT"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("TTL"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("INCR"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("LPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("RPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("LREM"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("LLEN"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("PFADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("PFCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("ZADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("ZCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("ZREMRANGEBYSCORE"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
+    { ngx_string("ZCARD"), NGX_HTTP_HISTORY_SHAPE_INTEGER }
+};
+
+
+/* what is expected, for the log; in the order of the shapes */
+
+static char  *ngx_http_history_shape_names[] = {
+    "any reply",
+    "+OK",
+    "+OK or nil",
+    "+PONG",
+    "a status",
+    "an integer",
+    "a string",
+    "an array of strings",
+    "an array of strings or nils",
+    "+OK",
+    "an array of one reply per queued command, or nil",
+    "the string sent"
+};
 
 
 static redisReplyObjectFunctions  ngx_http_history_reply_functions = {
@@ -224,7 +360,7 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     }
 
     cln->handler = ngx_http_history_replies_cleanup;
-    cln->data = node->replies.pool;
+    cln->data = &node->replies;
 
     node->replies.log = &node->log;
 
@@ -248,18 +384,20 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
 
 
 /*
- * AUTH and SELECT, formatted once and sent first on every connection;
- * nothing else is sent before their replies arrive.
+ * AUTH, SELECT and PING, formatted once and sent first on every
+ * connection; nothing else is sent before their replies arrive, and the
+ * connection is not counted as up before then: a server that accepts and
+ * closes, greets with an error or does not answer is not Redis answering.
  */
 
 static ngx_int_t
 ngx_http_history_node_prepare(ngx_http_history_node_t *node)
 {
     u_char                         *p, db[NGX_INT_T_LEN];
-    size_t                          size, len[5];
+    size_t                          size, len[6];
     ngx_uint_t                      i, n;
-    const char                     *argv[5];
-    ngx_http_history_argv_t         cmd[2];
+    const char                     *argv[6];
+    ngx_http_history_argv_t         cmd[NGX_HTTP_HISTORY_HANDSHAKE_MAX];
     ngx_http_history_redis_conf_t  *rcf;
 
     rcf = node->link->conf;
@@ -281,7 +419,7 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
         argv[cmd[n].argc] = (const char *) rcf->password.data;
         len[cmd[n].argc++] = rcf->password.len;
 
-        n++;
+        node->handshake_kind[n++] = NGX_HTTP_HISTORY_KIND_AUTH;
     }
 
     if (rcf->db) {
@@ -296,14 +434,19 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
         argv[4] = (const char *) db;
         len[4] = p - db;
 
-        n++;
+        node->handshake_kind[n++] = NGX_HTTP_HISTORY_KIND_SELECT;
     }
+
+    cmd[n].argc = 1;
+    cmd[n].argv = &argv[5];
+    cmd[n].argvlen = &len[5];
+
+    argv[5] = "PING";
+    len[5] = 4;
+
+    node->handshake_kind[n++] = NGX_HTTP_HISTORY_KIND_PING;
 
     node->handshake_replies = n;
-
-    if (n == 0) {
-        return NGX_OK;
-    }
 
     size = 0;
 
@@ -378,10 +521,12 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     ngx_http_history_argv_t *unit, ngx_uint_t n,
     ngx_http_history_reply_pt handler, void *data)
 {
-    u_char                   *p;
-    size_t                    size;
-    ngx_uint_t                k;
+    u_char                   *p, tag[NGX_INT_T_LEN];
+    size_t                    size, tlen[2];
+    ngx_uint_t                k, tagged;
     ngx_queue_t              *q;
+    const char               *targv[2];
+    ngx_http_history_argv_t   targ;
     ngx_http_history_cmd_t   *cmd, *old;
     ngx_http_history_node_t  *node;
 
@@ -397,7 +542,29 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
         size += ngx_http_history_format_size(&unit[k]);
     }
 
-    cmd = ngx_alloc(sizeof(ngx_http_history_cmd_t) + size, &node->log);
+    /*
+     * A unit whose reply goes to someone ends with "PING <tag>": its reply
+     * is handed over only once the tag has come back, so that a reply
+     * slipped into the stream cannot give a request another's answer.
+     */
+
+    tagged = (handler != NULL);
+
+    if (tagged) {
+        targv[0] = "PING";
+        tlen[0] = 4;
+        targv[1] = (const char *) tag;
+        tlen[1] = ngx_sprintf(tag, "%ui", ++link->tags) - tag;
+
+        targ.argc = 2;
+        targ.argv = targv;
+        targ.argvlen = tlen;
+
+        size += ngx_http_history_format_size(&targ);
+    }
+
+    cmd = ngx_alloc(sizeof(ngx_http_history_cmd_t) + size + n + tagged,
+                    &node->log);
     if (cmd == NULL) {
         return NULL;
     }
@@ -415,8 +582,28 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
         p = ngx_http_history_format(p, &unit[k]);
     }
 
+    if (tagged) {
+        p = ngx_http_history_format(p, &targ);
+
+        /* "$<length>\r\n<tag>\r\n" ends the buffer */
+        cmd->shape.tag.data = p - 2 - tlen[1];
+        cmd->shape.tag.len = tlen[1];
+    }
+
     cmd->buf.last = p;
-    cmd->replies = n;
+
+    cmd->shape.kind = cmd->buf.end;
+    cmd->shape.n = n + tagged;
+
+    for (k = 0; k < n; k++) {
+        cmd->shape.kind[k] = (u_char) ngx_http_history_shape_kind(&unit[k]);
+    }
+
+    if (tagged) {
+        cmd->shape.kind[n] = NGX_HTTP_HISTORY_KIND_TAG;
+    }
+
+    cmd->replies = n + tagged;
     cmd->handler = handler;
     cmd->data = data;
 
@@ -507,6 +694,7 @@ ngx_http_history_link_node(ngx_http_history_link_t *link, ngx_str_t *key)
 static void
 ngx_http_history_node_reconnect_handler(ngx_event_t *ev)
 {
+    ngx_http_history_node_quiet(ev->data);
     ngx_http_history_node_connect(ev->data);
 }
 
@@ -574,16 +762,12 @@ ngx_http_history_node_connected(ngx_http_history_node_t *node)
 
     node->log.action = "talking to redis";
 
-    if (node->handshake_replies) {
-        node->state = NGX_HTTP_HISTORY_NODE_HANDSHAKE;
-        node->handshake_left = node->handshake_replies;
-        node->handshake.pos = node->handshake.start;
-        node->handshake.last = node->handshake.end;
+    ngx_http_history_scan_init(&node->scan, node->link->conf->max_reply);
 
-    } else {
-        node->state = NGX_HTTP_HISTORY_NODE_READY;
-        ngx_http_history_node_up(node);
-    }
+    node->state = NGX_HTTP_HISTORY_NODE_HANDSHAKE;
+    node->handshake_left = node->handshake_replies;
+    node->handshake.pos = node->handshake.start;
+    node->handshake.last = node->handshake.end;
 
     ngx_http_history_node_send(node);
 }
@@ -642,6 +826,8 @@ ngx_http_history_node_write_handler(ngx_event_t *wev)
     c = wev->data;
     node = c->data;
 
+    ngx_http_history_node_quiet(node);
+
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_ERR, &node->log, NGX_ETIMEDOUT,
                       "redis timed out");
@@ -666,6 +852,7 @@ ngx_http_history_node_write_handler(ngx_event_t *wev)
 static void
 ngx_http_history_node_flush_handler(ngx_event_t *ev)
 {
+    ngx_http_history_node_quiet(ev->data);
     ngx_http_history_node_send(ev->data);
 }
 
@@ -784,6 +971,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
 static void
 ngx_http_history_node_read_handler(ngx_event_t *rev)
 {
+    size_t                    used, budget;
     ssize_t                   n;
     ngx_uint_t                progress;
     ngx_connection_t         *c;
@@ -793,6 +981,8 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
     c = rev->data;
     node = c->data;
     link = node->link;
+
+    ngx_http_history_node_quiet(node);
 
     if (c->close) {
         /* worker_shutdown_timeout has passed */
@@ -812,9 +1002,18 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
     }
 
     progress = 0;
+    budget = NGX_HTTP_HISTORY_READ_BUDGET;
 
     while (rev->ready) {
-        n = c->recv(c, link->recv_buf, NGX_HTTP_HISTORY_RECV_SIZE);
+
+        if (budget == 0) {
+            /* the rest after the other events: no reply holds the worker */
+            ngx_post_event(rev, &ngx_posted_events);
+            break;
+        }
+
+        n = c->recv(c, link->recv_buf,
+                    ngx_min(budget, NGX_HTTP_HISTORY_RECV_SIZE));
 
         if (n == NGX_AGAIN) {
             break;
@@ -832,8 +1031,16 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
             return;
         }
 
-        if (redisReaderFeed(node->reader, (const char *) link->recv_buf, n)
-            != REDIS_OK)
+        budget -= n;
+
+        /* what hiredis may read: up to a reply the limits refuse */
+
+        used = ngx_http_history_scan(&node->scan, link->recv_buf, n);
+
+        if (used
+            && redisReaderFeed(node->reader, (const char *) link->recv_buf,
+                               used)
+               != REDIS_OK)
         {
             ngx_log_error(NGX_LOG_ERR, &node->log, 0,
                           "redis reply buffer failed");
@@ -842,6 +1049,11 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
         }
 
         if (ngx_http_history_node_process(node) != NGX_OK) {
+            return;
+        }
+
+        if (node->scan.error) {
+            ngx_http_history_node_refused(node);
             return;
         }
 
@@ -865,15 +1077,26 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
 }
 
 
+/*
+ * A reply the scan refused: too large for the limit (known from its
+ * header), nested too deep, or not Redis's protocol.  Nothing of it is
+ * read further; what was in flight fails.
+ */
+
+static void
+ngx_http_history_node_refused(ngx_http_history_node_t *node)
+{
+    ngx_log_error(NGX_LOG_ERR, &node->log, 0, node->scan.error,
+                  node->scan.number, node->scan.max);
+
+    ngx_http_history_node_close(node);
+}
+
+
 static ngx_int_t
 ngx_http_history_node_process(ngx_http_history_node_t *node)
 {
-    void                     *r;
-    redisReply               *reply;
-    ngx_http_history_cmd_t   *cmd;
-    ngx_http_history_link_t  *link;
-
-    link = node->link;
+    void  *r;
 
     for ( ;; ) {
 
@@ -895,12 +1118,8 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
 
         /* the reply lives in node->replies until released */
 
-        reply = r;
-
         if (node->state == NGX_HTTP_HISTORY_NODE_HANDSHAKE) {
-            if (ngx_http_history_node_handshake_reply(node, reply)
-                != NGX_OK)
-            {
+            if (ngx_http_history_node_handshake_reply(node, r) != NGX_OK) {
                 ngx_http_history_node_close(node);
                 return NGX_ERROR;
             }
@@ -909,27 +1128,81 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
             continue;
         }
 
-        if (ngx_queue_empty(&node->inflight)) {
-            ngx_log_error(NGX_LOG_ALERT, &node->log, 0,
-                          "redis sent a reply nothing waits for");
+        if (ngx_http_history_node_reply(node, r) != NGX_OK) {
             ngx_http_history_node_close(node);
             return NGX_ERROR;
         }
+    }
+}
 
-        cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
-                             ngx_http_history_cmd_t, queue);
 
+/*
+ * A reply is the next one of the oldest unit in flight, and must have the
+ * shape its command gives; if it has not, or nothing waits for it, the
+ * stream cannot be trusted any longer and the connection is dropped.
+ */
+
+static ngx_int_t
+ngx_http_history_node_reply(ngx_http_history_node_t *node,
+    redisReply *reply)
+{
+    ngx_uint_t               kind;
+    const char              *expected;
+    ngx_http_history_cmd_t  *cmd;
+
+    if (ngx_queue_empty(&node->inflight)) {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis sent a reply nothing asked for");
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
+                         ngx_http_history_cmd_t, queue);
+
+    kind = cmd->shape.kind[cmd->shape.next];
+
+    if (ngx_http_history_shape_check(&cmd->shape, reply, &expected)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis answered %V with a reply of the wrong shape, "
+                      "%s expected", ngx_http_history_shape_name(kind),
+                      expected);
+        return NGX_ERROR;
+    }
+
+    if (kind == NGX_HTTP_HISTORY_KIND_TAG) {
+        /* the tag is back: the reply before it was this unit's own */
+        reply = node->held;
+        node->held = NULL;
+
+    } else {
         if (ngx_http_history_reply_failed(reply)) {
             cmd->error = 1;
             ngx_http_history_node_log_reply(node, reply);
         }
 
-        if (--cmd->replies == 0) {
-            ngx_http_history_cmd_done(link, cmd, reply);
+        if (cmd->shape.next == cmd->shape.n - 1
+            && cmd->shape.kind[cmd->shape.next] == NGX_HTTP_HISTORY_KIND_TAG)
+        {
+            /* kept in the reply pool until the tag comes */
+            node->held = reply;
+            cmd->replies--;
+            return NGX_OK;
         }
-
-        ngx_http_history_reader_release(&node->replies);
     }
+
+    if (--cmd->replies == 0) {
+        ngx_http_history_cmd_done(node->link, cmd, reply);
+
+        if (!node->up) {
+            ngx_http_history_node_up(node);
+        }
+    }
+
+    ngx_http_history_reader_release(&node->replies);
+
+    return NGX_OK;
 }
 
 
@@ -937,25 +1210,54 @@ static ngx_int_t
 ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
     redisReply *reply)
 {
+    ngx_uint_t                   kind;
+    ngx_http_history_command_t  *hc;
+
+    kind = node->handshake_kind[node->handshake_replies
+                                - node->handshake_left];
+    hc = &ngx_http_history_commands[kind];
+
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                      "redis refused %s: \"%*s\"",
-                      node->handshake_left == 1 && node->link->conf->db
-                      ? "SELECT" : "AUTH",
-                      (size_t) reply->len, reply->str);
+                      "redis refused %V: \"%*s\"",
+                      &hc->name, (size_t) reply->len, reply->str);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_history_shape_match(hc->shape, reply) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis answered %V with a reply of the wrong shape, "
+                      "%s expected",
+                      &hc->name, ngx_http_history_shape_names[hc->shape]);
         return NGX_ERROR;
     }
 
     if (--node->handshake_left == 0) {
-        node->state = NGX_HTTP_HISTORY_NODE_READY;
-        ngx_http_history_node_up(node);
-
-        if (!node->flush.posted) {
-            ngx_post_event(&node->flush, &ngx_posted_events);
-        }
+        ngx_http_history_node_ready(node);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The handshake is answered: work is written from now on.  The link is
+ * counted as up at once if no work waits, else once the first unit is
+ * answered (a proxy may answer PING with its backend away).
+ */
+
+static void
+ngx_http_history_node_ready(ngx_http_history_node_t *node)
+{
+    node->state = NGX_HTTP_HISTORY_NODE_READY;
+
+    if (node->npending == 0) {
+        ngx_http_history_node_up(node);
+    }
+
+    if (!node->flush.posted) {
+        ngx_post_event(&node->flush, &ngx_posted_events);
+    }
 }
 
 
@@ -1018,22 +1320,63 @@ ngx_http_history_node_log_reply(ngx_http_history_node_t *node,
 static void
 ngx_http_history_node_close(ngx_http_history_node_t *node)
 {
+    time_t                    now;
     ngx_msec_t                delay;
     ngx_http_history_cmd_t   *cmd;
     ngx_http_history_link_t  *link;
 
     link = node->link;
+    now = ngx_time();
 
     ngx_http_history_node_disconnect(node);
 
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
+    node->up = 0;
     link->stats->state = 0;
     node->log.action = NULL;
+
+    if (node->down_since == 0) {
+        node->down_since = now;
+        node->down_logged = now;
+        node->down_dropped = 0;
+        node->down_failed = 0;
+
+        /*
+         * The failure that closed the connection was logged unless a
+         * failure was logged less than a minute ago: a link that keeps
+         * failing and recovering says so once a minute, not each time.
+         */
+
+        if (node->log.log_level != NGX_LOG_EMERG) {
+            node->down_reported = 1;
+            node->failure_logged = now;
+
+        } else {
+            node->down_reported = 0;
+            node->unreported++;
+        }
+
+    } else if (now - node->down_logged >= NGX_HTTP_HISTORY_LOG_INTERVAL) {
+        node->down_logged = now;
+        node->down_reported = 1;
+        node->log.log_level = node->log_level;
+
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis unavailable for %T s, %ui commands dropped, "
+                      "%ui failed", now - node->down_since,
+                      node->down_dropped, node->down_failed);
+    }
+
+    /* the first failure was logged; stay quiet until it is back */
+    node->log.log_level = NGX_LOG_EMERG;
+
+    /* written, maybe executed, never answered: not sent again */
 
     while (!ngx_queue_empty(&node->inflight)) {
         cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
                              ngx_http_history_cmd_t, queue);
         link->stats->failed++;
+        node->down_failed++;
         ngx_http_history_cmd_done(link, cmd, NULL);
     }
 
@@ -1043,27 +1386,6 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
         /* a unit cut short is sent again, whole */
         cmd->buf.pos = cmd->buf.start;
-    }
-
-    if (node->down_since == 0) {
-        node->down_since = ngx_time();
-        node->down_logged = ngx_time();
-        node->down_dropped = 0;
-
-        /* the first failure was logged; stay quiet until it is back */
-        node->log.log_level = NGX_LOG_EMERG;
-
-    } else if (ngx_time() - node->down_logged
-               >= NGX_HTTP_HISTORY_LOG_INTERVAL)
-    {
-        node->down_logged = ngx_time();
-        node->log.log_level = node->log_level;
-
-        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                      "redis unavailable for %T s, %ui commands dropped",
-                      ngx_time() - node->down_since, node->down_dropped);
-
-        node->log.log_level = NGX_LOG_EMERG;
     }
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
@@ -1090,6 +1412,8 @@ ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
         node->peer.connection = NULL;
     }
 
+    node->held = NULL;
+
     if (node->reader) {
         redisReaderFree(node->reader);
         node->reader = NULL;
@@ -1098,21 +1422,69 @@ ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
 }
 
 
+/*
+ * Redis has answered on this connection: the handshake, and the first
+ * unit if work was waiting.  Only now is the link up and the backoff
+ * reset.
+ */
+
 static void
 ngx_http_history_node_up(ngx_http_history_node_t *node)
 {
+    node->up = 1;
     node->backoff = 0;
     node->link->stats->state = 1;
 
     if (node->down_since) {
-        node->log.log_level = node->log_level;
 
-        ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
-                      "redis connection restored after %T s, "
-                      "%ui commands dropped",
-                      ngx_time() - node->down_since, node->down_dropped);
+        if (node->down_reported) {
+            node->log.log_level = node->log_level;
+
+            if (node->unreported) {
+                ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
+                              "redis connection restored after %T s, "
+                              "%ui commands dropped, %ui failed "
+                              "(and %ui shorter outages since the last "
+                              "notice)",
+                              ngx_time() - node->down_since,
+                              node->down_dropped, node->down_failed,
+                              node->unreported);
+
+            } else {
+                ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
+                              "redis connection restored after %T s, "
+                              "%ui commands dropped, %ui failed",
+                              ngx_time() - node->down_since,
+                              node->down_dropped, node->down_failed);
+            }
+
+            node->unreported = 0;
+        }
 
         node->down_since = 0;
+    }
+
+    ngx_http_history_node_quiet(node);
+}
+
+
+/*
+ * Whether a failure now may be logged: the log level of the node's log
+ * is the configured one while the link is up and no failure was logged in
+ * the last minute, else only emergencies pass.  Set at the start of each
+ * of the node's event handlers, before anything there can fail.
+ */
+
+static void
+ngx_http_history_node_quiet(ngx_http_history_node_t *node)
+{
+    if (node->down_since == 0
+        && ngx_time() - node->failure_logged >= NGX_HTTP_HISTORY_LOG_INTERVAL)
+    {
+        node->log.log_level = node->log_level;
+
+    } else {
+        node->log.log_level = NGX_LOG_EMERG;
     }
 }
 
@@ -1242,19 +1614,49 @@ ngx_http_history_reader_create(ngx_http_history_replies_t *rp)
 }
 
 
+/*
+ * After a large reply, the pool is made anew: a reset keeps every block
+ * the pool grew, and the memory of one large reply would stay with the
+ * worker.
+ */
+
 void
 ngx_http_history_reader_release(ngx_http_history_replies_t *rp)
 {
+    ngx_pool_t  *pool;
+
+    if (rp->size > NGX_HTTP_HISTORY_REPLIES_KEEP) {
+        pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, rp->log);
+
+        if (pool) {
+            ngx_destroy_pool(rp->pool);
+            rp->pool = pool;
+            rp->size = 0;
+            return;
+        }
+    }
+
     ngx_reset_pool(rp->pool);
+    rp->size = 0;
+}
+
+
+static void *
+ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp, size_t size,
+    ngx_uint_t zero)
+{
+    rp->size += size;
+
+    return zero ? ngx_pcalloc(rp->pool, size) : ngx_pnalloc(rp->pool, size);
 }
 
 
 static void
 ngx_http_history_replies_cleanup(void *data)
 {
-    ngx_pool_t  *pool = data;
+    ngx_http_history_replies_t  *rp = data;
 
-    ngx_destroy_pool(pool);
+    ngx_destroy_pool(rp->pool);
 }
 
 
@@ -1266,7 +1668,7 @@ ngx_http_history_reply_alloc(const redisReadTask *task, int type)
 
     rp = task->privdata;
 
-    reply = ngx_pcalloc(rp->pool, sizeof(redisReply));
+    reply = ngx_http_history_replies_alloc(rp, sizeof(redisReply), 1);
     if (reply == NULL) {
         return NULL;
     }
@@ -1292,7 +1694,7 @@ ngx_http_history_reply_string(const redisReadTask *task, char *str,
 
     rp = task->privdata;
 
-    p = ngx_pnalloc(rp->pool, len + 1);
+    p = ngx_http_history_replies_alloc(rp, len + 1, 0);
     if (p == NULL) {
         return NULL;
     }
@@ -1339,7 +1741,8 @@ ngx_http_history_reply_array(const redisReadTask *task,
     element = NULL;
 
     if (elements) {
-        element = ngx_pcalloc(rp->pool, elements * sizeof(redisReply *));
+        element = ngx_http_history_replies_alloc(rp,
+                                       elements * sizeof(redisReply *), 1);
         if (element == NULL) {
             return NULL;
         }
@@ -1508,4 +1911,484 @@ ngx_http_history_format_number(u_char *p, size_t n)
     } while (n);
 
     return ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
+}
+
+
+/*
+ * The scan of what Redis sends, byte by byte, before hiredis's reader is
+ * fed with it: RESP2's framing only ("+", "-" and ":" lines, "$<length>"
+ * and its bytes, "*<count>" and its elements), at least as strict as
+ * hiredis's, so that both see the same replies.  What each reply takes is
+ * added up from its headers: a string counts its length, each reply
+ * object NGX_HTTP_HISTORY_OBJECT_SIZE.  A header that would take the
+ * reply past the limit stops the scan there, before the body is read.
+ * Returns how many bytes can be given to hiredis; s->error says why the
+ * rest cannot.  fuzz/protocol.c checks it against hiredis's reader.
+ */
+
+void
+ngx_http_history_scan_init(ngx_http_history_scan_t *s, size_t max)
+{
+    ngx_memzero(s, sizeof(ngx_http_history_scan_t));
+
+    s->max = max ? ngx_max(max, NGX_HTTP_HISTORY_OBJECT_SIZE)
+                 : NGX_HTTP_HISTORY_REPLY_MAX;
+    s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+}
+
+
+size_t
+ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p, size_t len)
+{
+    u_char  *start, *end, ch;
+    size_t   n;
+
+    if (s->error) {
+        return 0;
+    }
+
+    start = p;
+    end = p + len;
+
+    while (p < end) {
+
+        switch (s->state) {
+
+        case NGX_HTTP_HISTORY_SCAN_BULK:
+            n = ngx_min(s->skip, (size_t) (end - p));
+            p += n;
+            s->skip -= n;
+
+            if (s->skip == 0) {
+                ngx_http_history_scan_done(s);
+            }
+
+            continue;
+
+        case NGX_HTTP_HISTORY_SCAN_TYPE:
+            ch = *p;
+
+            if (s->depth == 0) {
+                s->size = NGX_HTTP_HISTORY_OBJECT_SIZE;
+            }
+
+            s->type = ch;
+            s->line = 0;
+            s->number = 0;
+            s->prev = '\0';
+
+            switch (ch) {
+            case '+':
+            case '-':
+                s->state = NGX_HTTP_HISTORY_SCAN_LINE;
+                break;
+
+            case ':':
+                s->state = NGX_HTTP_HISTORY_SCAN_INTEGER;
+                break;
+
+            case '$':
+            case '*':
+                s->state = NGX_HTTP_HISTORY_SCAN_LENGTH;
+                break;
+
+            default:
+                s->error = "redis sent an invalid reply: no type byte";
+                return p - start;
+            }
+
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_LINE:
+        case NGX_HTTP_HISTORY_SCAN_INTEGER:
+            ch = *p;
+
+            if (ch == LF && s->prev == CR) {
+                if (s->state == NGX_HTTP_HISTORY_SCAN_LINE) {
+                    s->size += s->line - 1;
+                }
+
+                ngx_http_history_scan_done(s);
+                break;
+            }
+
+            s->prev = ch;
+            s->line++;
+
+            if (s->state == NGX_HTTP_HISTORY_SCAN_INTEGER) {
+                if (s->line > NGX_HTTP_HISTORY_INTEGER_LEN + 1) {
+                    s->number = NGX_HTTP_HISTORY_INTEGER_LEN;
+                    s->error = "redis sent an invalid reply: "
+                               "an integer longer than %uz bytes";
+                    return p - start;
+                }
+
+            } else if (s->line - 1 > s->max - s->size) {
+                s->number = s->line - 1;
+                s->too_large = 1;
+                s->error = "redis sent a line of more than %uz bytes, "
+                           "more than the %uz a reply may take";
+                return p - start;
+            }
+
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_LENGTH:
+            ch = *p;
+
+            if (ch == '-') {
+                s->state = NGX_HTTP_HISTORY_SCAN_NIL;
+                break;
+            }
+
+            if (ch < '0' || ch > '9') {
+                goto invalid;
+            }
+
+            s->number = ch - '0';
+            s->line = 1;
+            s->state = NGX_HTTP_HISTORY_SCAN_DIGITS;
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_DIGITS:
+            ch = *p;
+
+            if (ch == CR) {
+                s->state = NGX_HTTP_HISTORY_SCAN_LF;
+                break;
+            }
+
+            /* 18 digits cannot overflow */
+
+            if (ch < '0' || ch > '9' || ++s->line > 18) {
+                goto invalid;
+            }
+
+            s->number = s->number * 10 + (ch - '0');
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_NIL:
+            if (*p != '1') {
+                goto invalid;
+            }
+
+            s->type = '_';
+            s->state = NGX_HTTP_HISTORY_SCAN_CR;
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_CR:
+            if (*p != CR) {
+                goto invalid;
+            }
+
+            s->state = NGX_HTTP_HISTORY_SCAN_LF;
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_LF:
+            if (*p != LF) {
+                goto invalid;
+            }
+
+            if (s->type == '_') {
+                ngx_http_history_scan_done(s);
+                break;
+            }
+
+            if (s->type == '$') {
+                if (s->number > s->max - s->size) {
+                    s->too_large = 1;
+                    s->error = "redis sent a string of %uz bytes, "
+                               "more than the %uz a reply may take";
+                    return p - start;
+                }
+
+                s->size += s->number;
+                s->skip = s->number + 2;
+                s->state = NGX_HTTP_HISTORY_SCAN_BULK;
+                break;
+            }
+
+            /* an array */
+
+            if (s->number == 0) {
+                ngx_http_history_scan_done(s);
+                break;
+            }
+
+            if (s->number > NGX_HTTP_HISTORY_ELEMENTS_MAX
+                || s->number > (s->max - s->size)
+                               / NGX_HTTP_HISTORY_OBJECT_SIZE)
+            {
+                s->too_large = 1;
+                s->error = "redis sent an array of %uz elements, "
+                           "more than the %uz bytes a reply may take";
+                return p - start;
+            }
+
+            if (s->depth == NGX_HTTP_HISTORY_DEPTH_MAX) {
+                s->number = NGX_HTTP_HISTORY_DEPTH_MAX;
+                s->too_large = 1;
+                s->error = "redis sent arrays nested deeper than %uz";
+                return p - start;
+            }
+
+            s->size += s->number * NGX_HTTP_HISTORY_OBJECT_SIZE;
+            s->left[++s->depth] = s->number;
+            s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+            break;
+        }
+
+        p++;
+    }
+
+    return p - start;
+
+invalid:
+
+    s->error = "redis sent an invalid reply: a bad length";
+
+    return p - start;
+}
+
+
+/* an element or a reply is complete */
+
+static void
+ngx_http_history_scan_done(ngx_http_history_scan_t *s)
+{
+    while (s->depth) {
+        if (--s->left[s->depth]) {
+            s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+            return;
+        }
+
+        s->depth--;
+    }
+
+    s->replies++;
+    s->size = 0;
+    s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+}
+
+
+/* the entry of ngx_http_history_commands[] for a command */
+
+ngx_uint_t
+ngx_http_history_shape_kind(ngx_http_history_argv_t *cmd)
+{
+    size_t       len;
+    ngx_uint_t   i;
+    const char  *name;
+
+    if (cmd->argc == 0) {
+        return NGX_HTTP_HISTORY_KIND_ANY;
+    }
+
+    name = cmd->argv[0];
+    len = cmd->argvlen[0];
+
+    for (i = NGX_HTTP_HISTORY_KIND_NAMED;
+         i < sizeof(ngx_http_history_commands)
+             / sizeof(ngx_http_history_command_t);
+         i++)
+    {
+        if (len == ngx_http_history_commands[i].name.len
+            && ngx_strncasecmp((u_char *) name,
+                               ngx_http_history_commands[i].name.data, len)
+               == 0)
+        {
+            if (i == NGX_HTTP_HISTORY_KIND_PING && cmd->argc > 1) {
+                return NGX_HTTP_HISTORY_KIND_PING_ARG;
+            }
+
+            return i;
+        }
+    }
+
+    return NGX_HTTP_HISTORY_KIND_ANY;
+}
+
+
+ngx_str_t *
+ngx_http_history_shape_name(ngx_uint_t kind)
+{
+    return &ngx_http_history_commands[kind].name;
+}
+
+
+/*
+ * The next reply of a unit against the shape its command must give:
+ * an error for any command (inside MULTI, where a refused command makes
+ * EXEC fail, too); +QUEUED for each command between MULTI and EXEC; for
+ * EXEC, nil, or an array of one reply per command queued, each of that
+ * command's shape; else the command's own shape.
+ */
+
+ngx_int_t
+ngx_http_history_shape_check(ngx_http_history_shape_t *s, redisReply *reply,
+    const char **expected)
+{
+    size_t      k;
+    ngx_uint_t  i, first, shape;
+
+    if (s->next >= s->n) {
+        *expected = "no reply";
+        return NGX_ERROR;
+    }
+
+    i = s->next++;
+    shape = ngx_http_history_commands[s->kind[i]].shape;
+    *expected = ngx_http_history_shape_names[shape];
+
+    if (shape == NGX_HTTP_HISTORY_SHAPE_TAG) {
+        if (reply->type == REDIS_REPLY_STRING
+            && (size_t) reply->len == s->tag.len
+            && ngx_memcmp(reply->str, s->tag.data, s->tag.len) == 0)
+        {
+            return NGX_OK;
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+
+        if (shape == NGX_HTTP_HISTORY_SHAPE_MULTI) {
+            /* what follows runs at once, EXEC is refused */
+            s->multi = i + 1;
+            s->aborted = 1;
+
+        } else if (shape == NGX_HTTP_HISTORY_SHAPE_EXEC) {
+            s->multi = 0;
+            s->aborted = 0;
+        }
+
+        return NGX_OK;
+    }
+
+    if (shape == NGX_HTTP_HISTORY_SHAPE_MULTI) {
+        if (s->multi) {
+            /* Redis refuses a MULTI inside MULTI */
+            *expected = "an error";
+            return NGX_ERROR;
+        }
+
+        s->multi = i + 1;
+        return ngx_http_history_shape_match(shape, reply);
+    }
+
+    if (shape == NGX_HTTP_HISTORY_SHAPE_EXEC) {
+        if (s->multi == 0 || s->aborted) {
+            *expected = "an error";
+            return NGX_ERROR;
+        }
+
+        first = s->multi;
+        s->multi = 0;
+
+        if (reply->type == REDIS_REPLY_NIL) {
+            return NGX_OK;
+        }
+
+        if (reply->type != REDIS_REPLY_ARRAY
+            || (size_t) reply->elements != i - first)
+        {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < reply->elements; k++) {
+            if (reply->element[k]->type == REDIS_REPLY_ERROR) {
+                continue;
+            }
+
+            if (ngx_http_history_shape_match(
+                    ngx_http_history_commands[s->kind[first + k]].shape,
+                    reply->element[k])
+                != NGX_OK)
+            {
+                *expected = ngx_http_history_shape_names[
+                    ngx_http_history_commands[s->kind[first + k]].shape];
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    if (s->multi && !s->aborted) {
+        *expected = "+QUEUED";
+
+        return (reply->type == REDIS_REPLY_STATUS
+                && reply->len == 6
+                && ngx_strncmp(reply->str, "QUEUED", 6) == 0)
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    return ngx_http_history_shape_match(shape, reply);
+}
+
+
+static ngx_int_t
+ngx_http_history_shape_match(ngx_uint_t shape, redisReply *reply)
+{
+    size_t  k;
+
+    switch (shape) {
+
+    case NGX_HTTP_HISTORY_SHAPE_ANY:
+        return NGX_OK;
+
+    case NGX_HTTP_HISTORY_SHAPE_OK_NIL:
+        if (reply->type == REDIS_REPLY_NIL) {
+            return NGX_OK;
+        }
+
+        /* fall through */
+
+    case NGX_HTTP_HISTORY_SHAPE_OK:
+    case NGX_HTTP_HISTORY_SHAPE_MULTI:
+        return (reply->type == REDIS_REPLY_STATUS && reply->len == 2
+                && ngx_strncmp(reply->str, "OK", 2) == 0)
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_PONG:
+        return (reply->type == REDIS_REPLY_STATUS && reply->len == 4
+                && ngx_strncmp(reply->str, "PONG", 4) == 0)
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_STATUS:
+        return reply->type == REDIS_REPLY_STATUS ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_INTEGER:
+        return reply->type == REDIS_REPLY_INTEGER ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_STRING:
+        return reply->type == REDIS_REPLY_STRING ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_STRINGS:
+    case NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL:
+        if (reply->type != REDIS_REPLY_ARRAY) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < reply->elements; k++) {
+            if (reply->element[k]->type == REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            if (reply->element[k]->type == REDIS_REPLY_NIL
+                && shape == NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL)
+            {
+                continue;
+            }
+
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+
+    default:
+        /* EXEC and a tag inside EXEC's array: never */
+        return NGX_ERROR;
+    }
 }
