@@ -47,7 +47,6 @@
 
 /* entries of ngx_http_history_commands[] the link refers to */
 #define NGX_HTTP_HISTORY_KIND_ANY           0
-#define NGX_HTTP_HISTORY_KIND_TAG           1
 #define NGX_HTTP_HISTORY_KIND_PING_ARG      2
 #define NGX_HTTP_HISTORY_KIND_AUTH          3
 #define NGX_HTTP_HISTORY_KIND_SELECT        4
@@ -70,6 +69,7 @@
 typedef struct {
     ngx_str_t                      name;
     ngx_uint_t                     shape;
+    ngx_uint_t                     idempotent;  /* twice is as once */
 } ngx_http_history_command_t;
 
 
@@ -176,6 +176,7 @@ static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
 static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_cmd_done(ngx_http_history_link_t *link,
     ngx_http_history_cmd_t *cmd, redisReply *reply);
+static void ngx_http_history_cmd_reset(ngx_http_history_cmd_t *cmd);
 static void ngx_http_history_replies_cleanup(void *data);
 static void *ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp,
     size_t size, ngx_uint_t zero);
@@ -203,44 +204,47 @@ static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
 
 /*
  * The commands whose replies the link can check, with the shape of the
- * reply each must get.  Others are let through as any reply; an error
- * reply is right for every command but those of the handshake.
+ * reply each must get, and whether running one twice leaves what running
+ * it once does (a unit made only of those is sent again after a lost
+ * connection).  Others are let through as any reply, and are not sent
+ * again; an error reply is right for every command but those of the
+ * handshake.
  */
 
 static ngx_http_history_command_t  ngx_http_history_commands[] = {
-    { ngx_string("a command"), NGX_HTTP_HISTORY_SHAPE_ANY },
-    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_TAG },
-    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_STRING },
-    { ngx_string("AUTH"), NGX_HTTP_HISTORY_SHAPE_OK },
-    { ngx_string("SELECT"), NGX_HTTP_HISTORY_SHAPE_OK },
-    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_PONG },
+    { ngx_string("a command"), NGX_HTTP_HISTORY_SHAPE_ANY, 0 },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_TAG, 1 },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_STRING, 1 },
+    { ngx_string("AUTH"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
+    { ngx_string("SELECT"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_PONG, 1 },
 
-    { ngx_string("MULTI"), NGX_HTTP_HISTORY_SHAPE_MULTI },
-    { ngx_string("EXEC"), NGX_HTTP_HISTORY_SHAPE_EXEC },
-    { ngx_string("LRANGE"), NGX_HTTP_HISTORY_SHAPE_STRINGS },
-    { ngx_string("MGET"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL },
-    { ngx_string("ZMSCORE"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL },
-    { ngx_string("SET"), NGX_HTTP_HISTORY_SHAPE_OK_NIL },
-    { ngx_string("LTRIM"), NGX_HTTP_HISTORY_SHAPE_OK },
-    { ngx_string("TYPE"), NGX_HTTP_HISTORY_SHAPE_STATUS },
-    { ngx_string("DEL"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("UNLINK"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("EXISTS"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("EXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("PEXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("EXPIREAT"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("TTL"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("INCR"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("LPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("RPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("LREM"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("LLEN"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("PFADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("PFCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("ZADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("ZCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("ZREMRANGEBYSCORE"), NGX_HTTP_HISTORY_SHAPE_INTEGER },
-    { ngx_string("ZCARD"), NGX_HTTP_HISTORY_SHAPE_INTEGER }
+    { ngx_string("MULTI"), NGX_HTTP_HISTORY_SHAPE_MULTI, 1 },
+    { ngx_string("EXEC"), NGX_HTTP_HISTORY_SHAPE_EXEC, 1 },
+    { ngx_string("LRANGE"), NGX_HTTP_HISTORY_SHAPE_STRINGS, 1 },
+    { ngx_string("MGET"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL, 1 },
+    { ngx_string("ZMSCORE"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL, 1 },
+    { ngx_string("SET"), NGX_HTTP_HISTORY_SHAPE_OK_NIL, 1 },
+    { ngx_string("LTRIM"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
+    { ngx_string("TYPE"), NGX_HTTP_HISTORY_SHAPE_STATUS, 1 },
+    { ngx_string("DEL"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("UNLINK"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("EXISTS"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("EXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("PEXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("EXPIREAT"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("TTL"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("INCR"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 0 },
+    { ngx_string("LPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 0 },
+    { ngx_string("RPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 0 },
+    { ngx_string("LREM"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("LLEN"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("PFADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("PFCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZREMRANGEBYSCORE"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZCARD"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 }
 };
 
 
@@ -595,8 +599,16 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     cmd->shape.kind = cmd->buf.end;
     cmd->shape.n = n + tagged;
 
+    /* a unit someone waits for is not sent again: it gets its answer */
+
+    cmd->idempotent = !tagged;
+
     for (k = 0; k < n; k++) {
         cmd->shape.kind[k] = (u_char) ngx_http_history_shape_kind(&unit[k]);
+
+        if (!ngx_http_history_commands[cmd->shape.kind[k]].idempotent) {
+            cmd->idempotent = 0;
+        }
     }
 
     if (tagged) {
@@ -1322,6 +1334,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 {
     time_t                    now;
     ngx_msec_t                delay;
+    ngx_queue_t              *q;
     ngx_http_history_cmd_t   *cmd;
     ngx_http_history_link_t  *link;
 
@@ -1370,22 +1383,35 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     /* the first failure was logged; stay quiet until it is back */
     node->log.log_level = NGX_LOG_EMERG;
 
-    /* written, maybe executed, never answered: not sent again */
-
-    while (!ngx_queue_empty(&node->inflight)) {
-        cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
-                             ngx_http_history_cmd_t, queue);
-        link->stats->failed++;
-        node->down_failed++;
-        ngx_http_history_cmd_done(link, cmd, NULL);
-    }
-
     if (!ngx_queue_empty(&node->pending)) {
         cmd = ngx_queue_data(ngx_queue_head(&node->pending),
                              ngx_http_history_cmd_t, queue);
 
         /* a unit cut short is sent again, whole */
         cmd->buf.pos = cmd->buf.start;
+    }
+
+    /*
+     * Written, maybe executed, never answered: a unit that may run twice
+     * is sent again, once, ahead of what waits; any other has failed
+     */
+
+    while (!ngx_queue_empty(&node->inflight)) {
+        q = ngx_queue_last(&node->inflight);
+        cmd = ngx_queue_data(q, ngx_http_history_cmd_t, queue);
+
+        if (cmd->idempotent && !cmd->resent) {
+            ngx_queue_remove(q);
+            ngx_http_history_cmd_reset(cmd);
+            cmd->resent = 1;
+            ngx_queue_insert_head(&node->pending, q);
+            node->npending++;
+            continue;
+        }
+
+        link->stats->failed++;
+        node->down_failed++;
+        ngx_http_history_cmd_done(link, cmd, NULL);
     }
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
@@ -1567,6 +1593,20 @@ ngx_http_history_cmd_done(ngx_http_history_link_t *link,
     }
 
     ngx_free(cmd);
+}
+
+
+/* as it was before it was written */
+
+static void
+ngx_http_history_cmd_reset(ngx_http_history_cmd_t *cmd)
+{
+    cmd->buf.pos = cmd->buf.start;
+    cmd->replies = cmd->shape.n;
+    cmd->shape.next = 0;
+    cmd->shape.multi = 0;
+    cmd->shape.aborted = 0;
+    cmd->error = 0;
 }
 
 
@@ -2110,6 +2150,13 @@ ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p, size_t len)
 
             /* an array */
 
+            if (s->depth == NGX_HTTP_HISTORY_DEPTH_MAX) {
+                s->number = NGX_HTTP_HISTORY_DEPTH_MAX;
+                s->too_large = 1;
+                s->error = "redis sent arrays nested deeper than %uz";
+                return p - start;
+            }
+
             if (s->number == 0) {
                 ngx_http_history_scan_done(s);
                 break;
@@ -2122,13 +2169,6 @@ ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p, size_t len)
                 s->too_large = 1;
                 s->error = "redis sent an array of %uz elements, "
                            "more than the %uz bytes a reply may take";
-                return p - start;
-            }
-
-            if (s->depth == NGX_HTTP_HISTORY_DEPTH_MAX) {
-                s->number = NGX_HTTP_HISTORY_DEPTH_MAX;
-                s->too_large = 1;
-                s->error = "redis sent arrays nested deeper than %uz";
                 return p - start;
             }
 

@@ -144,8 +144,11 @@ typedef struct {
 /*
  * What the replies to a unit must look like: one entry of the link's
  * command table per command (its name and the shape of its reply), and
- * where a MULTI began.
+ * where a MULTI began.  The entry NGX_HTTP_HISTORY_KIND_TAG is the link's
+ * own PING <tag>, which must come back as it was sent.
  */
+
+#define NGX_HTTP_HISTORY_KIND_TAG      1
 
 typedef struct {
     u_char                        *kind;
@@ -165,6 +168,8 @@ struct ngx_http_history_cmd_s {
     void                          *data;
     ngx_http_history_shape_t       shape;
     unsigned                       error:1;
+    unsigned                       idempotent:1;
+    unsigned                       resent:1;
 };
 
 
