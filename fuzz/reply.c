@@ -8,11 +8,13 @@
  * Redis replies, as the module turns them into response bodies.
  *
  * The input: an optional first line "?ARGS\n", the request's query string
- * (ids=, exclude=, limit=), then bytes from Redis.  These are fed to
- * hiredis's reply reader as the link makes and uses it
- * (ngx_http_history_reader_create(), redisReaderFeed(),
- * redisReaderGetReply() until no more reply or an error, the reply's pool
- * released after each), and each reply is handed to
+ * (ids=, exclude=, limit=), then bytes from Redis.  These go through the
+ * link's scan (ngx_http_history_scan(), with its default limit: what it
+ * refuses never reaches the reader) and are fed to hiredis's reply reader
+ * as the link makes and uses it (ngx_http_history_reader_create(),
+ * redisReaderFeed(), redisReaderGetReply() until no more reply or an
+ * error, the reply's pool released after each), and each reply is handed
+ * to
  * ngx_http_history_reply(), the link's callback, once per kind of read:
  *
  *   fetch/serve  the list read: ids copied from the reply, then
@@ -25,8 +27,10 @@
  *   views        ngx_http_history_views_body(), once for each
  *                history_views setting (total; daily; unique; both)
  *
- * Checked: a read fails exactly when the reply has the wrong shape; the
- * ids kept are the reply's non-empty strings, in order; the JSON bodies are
+ * Checked: a read fails exactly when the reply has the wrong shape, and
+ * never on a reply the link lets through for LRANGE
+ * (ngx_http_history_shape_check()); the ids kept are the reply's
+ * non-empty strings, in order; the JSON bodies are
  * single well-formed JSON values of exactly body.len bytes; the JSON list
  * decodes back to the ids kept (less exclude, at most limit); the text
  * list is those of them without a byte <= 0x20, ',' or 0x7f, joined with
@@ -91,6 +95,36 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 
+/* whether the link hands this reply over as the answer to a command */
+
+static ngx_uint_t
+fuzz_link_takes(redisReply *reply, const char *name)
+{
+    u_char                     kind;
+    size_t                     len;
+    const char                *expected;
+    ngx_http_history_argv_t    cmd;
+    ngx_http_history_shape_t   shape;
+
+    len = strlen(name);
+
+    cmd.argc = 1;
+    cmd.argv = &name;
+    cmd.argvlen = &len;
+
+    kind = (u_char) ngx_http_history_shape_kind(&cmd);
+
+    ngx_memzero(&shape, sizeof(ngx_http_history_shape_t));
+    shape.kind = &kind;
+    shape.n = 1;
+
+    /* an error reply is not handed over: the unit failed */
+
+    return ngx_http_history_shape_check(&shape, reply, &expected) == NGX_OK
+           && reply->type != REDIS_REPLY_ERROR;
+}
+
+
 static ngx_http_history_ctx_t *
 fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     redisReply *reply)
@@ -149,6 +183,9 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     FUZZ_CHECK(ctx->failed == !want,
                "list read of a reply of type %d: failed = %u",
                reply->type, (unsigned) ctx->failed);
+
+    FUZZ_CHECK(!ctx->failed || !fuzz_link_takes(reply, "LRANGE"),
+               "list read failed on a reply the link takes for LRANGE");
 
     if (ctx->failed) {
         return;
@@ -331,7 +368,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                      *dst, *src, *nl;
     void                        *reply_void;
-    size_t                       j;
+    size_t                       j, used;
     ngx_int_t                    n, rc;
     ngx_str_t                    exclude, value;
     ngx_uint_t                   limit, views, count, want;
@@ -340,6 +377,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     redisReader                 *reader;
     ngx_http_request_t          *r;
     ngx_http_history_ctx_t      *ctx;
+    ngx_http_history_scan_t      scan;
     ngx_http_history_replies_t   rp;
 
     if (fuzz_huge_array(data, size)) {
@@ -405,7 +443,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    if (redisReaderFeed(reader, (const char *) data, size) != REDIS_OK) {
+    /* what the link's scan lets through, as the link does */
+
+    ngx_http_history_scan_init(&scan, 0);
+    used = ngx_http_history_scan(&scan, (u_char *) data, size);
+
+    if (used
+        && redisReaderFeed(reader, (const char *) data, used) != REDIS_OK)
+    {
         redisReaderFree(reader);
         ngx_destroy_pool(rp.pool);
         fuzz_done(r);
