@@ -395,10 +395,10 @@ events { worker_connections 256; }
 http {
     access_log off;
     history_redis 127.0.0.1:$REDIS_PORT timeout=300ms;
-    history_last_action on;
     server {
         listen 127.0.0.1:$HTTP_PORT;
         location ~ ^/product/(\d+)$ {
+            history_last_action on;
             history_record $1;
             return 200 "product $1\n";
         }
