@@ -45,7 +45,7 @@
 #define NGX_HTTP_HISTORY_SHAPE_EXEC         10
 #define NGX_HTTP_HISTORY_SHAPE_TAG          11  /* the string sent */
 
-/* entries of ngx_http_history_commands[] the link refers to */
+/* entries of ngx_http_history_command_kinds[] the link refers to */
 #define NGX_HTTP_HISTORY_KIND_ANY           0
 #define NGX_HTTP_HISTORY_KIND_PING_ARG      2
 #define NGX_HTTP_HISTORY_KIND_AUTH          3
@@ -70,7 +70,7 @@ typedef struct {
     ngx_str_t                      name;
     ngx_uint_t                     shape;
     ngx_uint_t                     idempotent;  /* twice is as once */
-} ngx_http_history_command_t;
+} ngx_http_history_command_kind_t;
 
 
 typedef enum {
@@ -172,11 +172,11 @@ static void ngx_http_history_node_disconnect(ngx_http_history_node_t *node);
 static void ngx_http_history_node_up(ngx_http_history_node_t *node);
 static void ngx_http_history_node_drop_all(ngx_http_history_node_t *node);
 static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
-    ngx_http_history_cmd_t *cmd);
+    ngx_http_history_unit_t *cmd);
 static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
-static void ngx_http_history_cmd_done(ngx_http_history_link_t *link,
-    ngx_http_history_cmd_t *cmd, redisReply *reply);
-static void ngx_http_history_cmd_reset(ngx_http_history_cmd_t *cmd);
+static void ngx_http_history_unit_done(ngx_http_history_link_t *link,
+    ngx_http_history_unit_t *cmd, redisReply *reply);
+static void ngx_http_history_cmd_reset(ngx_http_history_unit_t *cmd);
 static void ngx_http_history_replies_cleanup(void *data);
 static void *ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp,
     size_t size, ngx_uint_t zero);
@@ -211,7 +211,7 @@ static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
  * handshake.
  */
 
-static ngx_http_history_command_t  ngx_http_history_commands[] = {
+static ngx_http_history_command_kind_t  ngx_http_history_command_kinds[] = {
     { ngx_string("a command"), NGX_HTTP_HISTORY_SHAPE_ANY, 0 },
     { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_TAG, 1 },
     { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_STRING, 1 },
@@ -401,7 +401,7 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
     size_t                          size, len[6];
     ngx_uint_t                      i, n;
     const char                     *argv[6];
-    ngx_http_history_argv_t         cmd[NGX_HTTP_HISTORY_HANDSHAKE_MAX];
+    ngx_http_history_command_t         cmd[NGX_HTTP_HISTORY_HANDSHAKE_MAX];
     ngx_http_history_redis_conf_t  *rcf;
 
     rcf = node->link->conf;
@@ -497,16 +497,16 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
         ngx_http_history_node_disconnect(node);
 
         while (!ngx_queue_empty(&node->inflight)) {
-            ngx_http_history_cmd_done(link,
+            ngx_http_history_unit_done(link,
                      ngx_queue_data(ngx_queue_head(&node->inflight),
-                                    ngx_http_history_cmd_t, queue),
+                                    ngx_http_history_unit_t, queue),
                      NULL);
         }
 
         while (!ngx_queue_empty(&node->pending)) {
             ngx_http_history_node_drop(node,
                      ngx_queue_data(ngx_queue_head(&node->pending),
-                                    ngx_http_history_cmd_t, queue));
+                                    ngx_http_history_unit_t, queue));
         }
     }
 
@@ -520,9 +520,9 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 }
 
 
-ngx_http_history_cmd_t *
+ngx_http_history_unit_t *
 ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
-    ngx_http_history_argv_t *unit, ngx_uint_t n,
+    ngx_http_history_command_t *unit, ngx_uint_t n,
     ngx_http_history_reply_pt handler, void *data)
 {
     u_char                   *p, tag[NGX_INT_T_LEN];
@@ -530,8 +530,8 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     ngx_uint_t                k, tagged;
     ngx_queue_t              *q;
     const char               *targv[2];
-    ngx_http_history_argv_t   targ;
-    ngx_http_history_cmd_t   *cmd, *old;
+    ngx_http_history_command_t   targ;
+    ngx_http_history_unit_t  *cmd, *old;
     ngx_http_history_node_t  *node;
 
     if (n == 0 || n > NGX_HTTP_HISTORY_UNIT_MAX) {
@@ -567,13 +567,13 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
         size += ngx_http_history_format_size(&targ);
     }
 
-    cmd = ngx_alloc(sizeof(ngx_http_history_cmd_t) + size + n + tagged,
+    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + size + n + tagged,
                     &node->log);
     if (cmd == NULL) {
         return NULL;
     }
 
-    ngx_memzero(cmd, sizeof(ngx_http_history_cmd_t));
+    ngx_memzero(cmd, sizeof(ngx_http_history_unit_t));
 
     p = (u_char *) &cmd[1];
 
@@ -606,7 +606,7 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     for (k = 0; k < n; k++) {
         cmd->shape.kind[k] = (u_char) ngx_http_history_shape_kind(&unit[k]);
 
-        if (!ngx_http_history_commands[cmd->shape.kind[k]].idempotent) {
+        if (!ngx_http_history_command_kinds[cmd->shape.kind[k]].idempotent) {
             cmd->idempotent = 0;
         }
     }
@@ -629,7 +629,7 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
              q != ngx_queue_sentinel(&node->pending);
              q = ngx_queue_next(q))
         {
-            old = ngx_queue_data(q, ngx_http_history_cmd_t, queue);
+            old = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
             if (old->buf.pos == old->buf.start) {
                 break;
@@ -673,7 +673,7 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
 
 
 void
-ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd)
+ngx_http_history_link_cancel(ngx_http_history_unit_t *cmd)
 {
     cmd->handler = NULL;
     cmd->data = NULL;
@@ -881,7 +881,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
     ngx_chain_t              *cl, *out;
     ngx_queue_t              *q;
     ngx_connection_t         *c;
-    ngx_http_history_cmd_t   *cmd;
+    ngx_http_history_unit_t  *cmd;
     ngx_http_history_link_t  *link;
 
     link = node->link;
@@ -911,7 +911,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
                  && n < NGX_HTTP_HISTORY_CHAIN_MAX;
                  q = ngx_queue_next(q))
             {
-                cmd = ngx_queue_data(q, ngx_http_history_cmd_t, queue);
+                cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
                 cl[n].buf = &cmd->buf;
                 cl[n].next = NULL;
@@ -938,7 +938,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
         if (node->state == NGX_HTTP_HISTORY_NODE_READY) {
             for (i = 0; i < n; i++) {
                 cmd = ngx_queue_data(ngx_queue_head(&node->pending),
-                                     ngx_http_history_cmd_t, queue);
+                                     ngx_http_history_unit_t, queue);
 
                 if (cmd->buf.pos != cmd->buf.last) {
                     break;
@@ -1160,7 +1160,7 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
 {
     ngx_uint_t               kind;
     const char              *expected;
-    ngx_http_history_cmd_t  *cmd;
+    ngx_http_history_unit_t  *cmd;
 
     if (ngx_queue_empty(&node->inflight)) {
         ngx_log_error(NGX_LOG_ERR, &node->log, 0,
@@ -1169,7 +1169,7 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
     }
 
     cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
-                         ngx_http_history_cmd_t, queue);
+                         ngx_http_history_unit_t, queue);
 
     kind = cmd->shape.kind[cmd->shape.next];
 
@@ -1205,7 +1205,7 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
     }
 
     if (--cmd->replies == 0) {
-        ngx_http_history_cmd_done(node->link, cmd, reply);
+        ngx_http_history_unit_done(node->link, cmd, reply);
 
         if (!node->up) {
             ngx_http_history_node_up(node);
@@ -1223,11 +1223,11 @@ ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
     redisReply *reply)
 {
     ngx_uint_t                   kind;
-    ngx_http_history_command_t  *hc;
+    ngx_http_history_command_kind_t  *hc;
 
     kind = node->handshake_kind[node->handshake_replies
                                 - node->handshake_left];
-    hc = &ngx_http_history_commands[kind];
+    hc = &ngx_http_history_command_kinds[kind];
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, &node->log, 0,
@@ -1335,7 +1335,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     time_t                    now;
     ngx_msec_t                delay;
     ngx_queue_t              *q;
-    ngx_http_history_cmd_t   *cmd;
+    ngx_http_history_unit_t  *cmd;
     ngx_http_history_link_t  *link;
 
     link = node->link;
@@ -1385,7 +1385,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
     if (!ngx_queue_empty(&node->pending)) {
         cmd = ngx_queue_data(ngx_queue_head(&node->pending),
-                             ngx_http_history_cmd_t, queue);
+                             ngx_http_history_unit_t, queue);
 
         /* a unit cut short is sent again, whole */
         cmd->buf.pos = cmd->buf.start;
@@ -1398,7 +1398,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
     while (!ngx_queue_empty(&node->inflight)) {
         q = ngx_queue_last(&node->inflight);
-        cmd = ngx_queue_data(q, ngx_http_history_cmd_t, queue);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
         if (cmd->idempotent && !cmd->resent) {
             ngx_queue_remove(q);
@@ -1411,7 +1411,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
         link->stats->failed++;
         node->down_failed++;
-        ngx_http_history_cmd_done(link, cmd, NULL);
+        ngx_http_history_unit_done(link, cmd, NULL);
     }
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
@@ -1525,7 +1525,7 @@ ngx_http_history_node_drop_all(ngx_http_history_node_t *node)
     while (!ngx_queue_empty(&node->pending)) {
         ngx_http_history_node_drop(node,
                      ngx_queue_data(ngx_queue_head(&node->pending),
-                                    ngx_http_history_cmd_t, queue));
+                                    ngx_http_history_unit_t, queue));
     }
 
     if (n) {
@@ -1539,13 +1539,13 @@ ngx_http_history_node_drop_all(ngx_http_history_node_t *node)
 
 static void
 ngx_http_history_node_drop(ngx_http_history_node_t *node,
-    ngx_http_history_cmd_t *cmd)
+    ngx_http_history_unit_t *cmd)
 {
     node->npending--;
     node->down_dropped++;
     node->link->stats->dropped++;
 
-    ngx_http_history_cmd_done(node->link, cmd, NULL);
+    ngx_http_history_unit_done(node->link, cmd, NULL);
 }
 
 
@@ -1572,8 +1572,8 @@ ngx_http_history_node_log_drop(ngx_http_history_node_t *node)
 
 
 static void
-ngx_http_history_cmd_done(ngx_http_history_link_t *link,
-    ngx_http_history_cmd_t *cmd, redisReply *reply)
+ngx_http_history_unit_done(ngx_http_history_link_t *link,
+    ngx_http_history_unit_t *cmd, redisReply *reply)
 {
     ngx_queue_remove(&cmd->queue);
     link->queued--;
@@ -1599,7 +1599,7 @@ ngx_http_history_cmd_done(ngx_http_history_link_t *link,
 /* as it was before it was written */
 
 static void
-ngx_http_history_cmd_reset(ngx_http_history_cmd_t *cmd)
+ngx_http_history_cmd_reset(ngx_http_history_unit_t *cmd)
 {
     cmd->buf.pos = cmd->buf.start;
     cmd->replies = cmd->shape.n;
@@ -1885,7 +1885,7 @@ ngx_http_history_reply_free(void *reply)
  */
 
 size_t
-ngx_http_history_format_size(ngx_http_history_argv_t *cmd)
+ngx_http_history_format_size(ngx_http_history_command_t *cmd)
 {
     int     i;
     size_t  size;
@@ -1904,7 +1904,7 @@ ngx_http_history_format_size(ngx_http_history_argv_t *cmd)
 
 
 u_char *
-ngx_http_history_format(u_char *p, ngx_http_history_argv_t *cmd)
+ngx_http_history_format(u_char *p, ngx_http_history_command_t *cmd)
 {
     int  i;
 
@@ -2211,10 +2211,10 @@ ngx_http_history_scan_done(ngx_http_history_scan_t *s)
 }
 
 
-/* the entry of ngx_http_history_commands[] for a command */
+/* the entry of ngx_http_history_command_kinds[] for a command */
 
 ngx_uint_t
-ngx_http_history_shape_kind(ngx_http_history_argv_t *cmd)
+ngx_http_history_shape_kind(ngx_http_history_command_t *cmd)
 {
     size_t       len;
     ngx_uint_t   i;
@@ -2228,13 +2228,13 @@ ngx_http_history_shape_kind(ngx_http_history_argv_t *cmd)
     len = cmd->argvlen[0];
 
     for (i = NGX_HTTP_HISTORY_KIND_NAMED;
-         i < sizeof(ngx_http_history_commands)
-             / sizeof(ngx_http_history_command_t);
+         i < sizeof(ngx_http_history_command_kinds)
+             / sizeof(ngx_http_history_command_kind_t);
          i++)
     {
-        if (len == ngx_http_history_commands[i].name.len
+        if (len == ngx_http_history_command_kinds[i].name.len
             && ngx_strncasecmp((u_char *) name,
-                               ngx_http_history_commands[i].name.data, len)
+                               ngx_http_history_command_kinds[i].name.data, len)
                == 0)
         {
             if (i == NGX_HTTP_HISTORY_KIND_PING && cmd->argc > 1) {
@@ -2252,7 +2252,7 @@ ngx_http_history_shape_kind(ngx_http_history_argv_t *cmd)
 ngx_str_t *
 ngx_http_history_shape_name(ngx_uint_t kind)
 {
-    return &ngx_http_history_commands[kind].name;
+    return &ngx_http_history_command_kinds[kind].name;
 }
 
 
@@ -2277,7 +2277,7 @@ ngx_http_history_shape_check(ngx_http_history_shape_t *s, redisReply *reply,
     }
 
     i = s->next++;
-    shape = ngx_http_history_commands[s->kind[i]].shape;
+    shape = ngx_http_history_command_kinds[s->kind[i]].shape;
     *expected = ngx_http_history_shape_names[shape];
 
     if (shape == NGX_HTTP_HISTORY_SHAPE_TAG) {
@@ -2342,12 +2342,12 @@ ngx_http_history_shape_check(ngx_http_history_shape_t *s, redisReply *reply,
             }
 
             if (ngx_http_history_shape_match(
-                    ngx_http_history_commands[s->kind[first + k]].shape,
+                    ngx_http_history_command_kinds[s->kind[first + k]].shape,
                     reply->element[k])
                 != NGX_OK)
             {
                 *expected = ngx_http_history_shape_names[
-                    ngx_http_history_commands[s->kind[first + k]].shape];
+                    ngx_http_history_command_kinds[s->kind[first + k]].shape];
                 return NGX_ERROR;
             }
         }

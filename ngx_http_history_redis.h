@@ -50,7 +50,7 @@ typedef int     ngx_http_history_elements_t;
 
 typedef struct ngx_http_history_link_s  ngx_http_history_link_t;
 typedef struct ngx_http_history_node_s  ngx_http_history_node_t;
-typedef struct ngx_http_history_cmd_s   ngx_http_history_cmd_t;
+typedef struct ngx_http_history_unit_s   ngx_http_history_unit_t;
 
 
 /*
@@ -59,7 +59,7 @@ typedef struct ngx_http_history_cmd_s   ngx_http_history_cmd_t;
  * The reply is freed after the handler returns.  A handler must not send
  * through the link.
  */
-typedef void (*ngx_http_history_reply_pt)(ngx_http_history_cmd_t *cmd,
+typedef void (*ngx_http_history_reply_pt)(ngx_http_history_unit_t *cmd,
     redisReply *reply);
 
 
@@ -80,7 +80,7 @@ typedef struct {
     int                            argc;
     const char                   **argv;
     size_t                        *argvlen;
-} ngx_http_history_argv_t;
+} ngx_http_history_command_t;
 
 
 /*
@@ -160,7 +160,7 @@ typedef struct {
 } ngx_http_history_shape_t;
 
 
-struct ngx_http_history_cmd_s {
+struct ngx_http_history_unit_s {
     ngx_queue_t                    queue;
     ngx_buf_t                      buf;
     ngx_uint_t                     replies;
@@ -176,11 +176,11 @@ struct ngx_http_history_cmd_s {
 ngx_http_history_link_t *ngx_http_history_link_create(ngx_cycle_t *cycle,
     ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats);
 void ngx_http_history_link_destroy(ngx_http_history_link_t *link);
-ngx_http_history_cmd_t *ngx_http_history_link_send(
+ngx_http_history_unit_t *ngx_http_history_link_send(
     ngx_http_history_link_t *link, ngx_str_t *key,
-    ngx_http_history_argv_t *unit, ngx_uint_t n,
+    ngx_http_history_command_t *unit, ngx_uint_t n,
     ngx_http_history_reply_pt handler, void *data);
-void ngx_http_history_link_cancel(ngx_http_history_cmd_t *cmd);
+void ngx_http_history_link_cancel(ngx_http_history_unit_t *cmd);
 ngx_uint_t ngx_http_history_link_up(ngx_http_history_link_t *link,
     ngx_str_t *key);
 
@@ -188,14 +188,14 @@ redisReader *ngx_http_history_reader_create(
     ngx_http_history_replies_t *rp);
 void ngx_http_history_reader_release(ngx_http_history_replies_t *rp);
 
-size_t ngx_http_history_format_size(ngx_http_history_argv_t *cmd);
-u_char *ngx_http_history_format(u_char *p, ngx_http_history_argv_t *cmd);
+size_t ngx_http_history_format_size(ngx_http_history_command_t *cmd);
+u_char *ngx_http_history_format(u_char *p, ngx_http_history_command_t *cmd);
 
 void ngx_http_history_scan_init(ngx_http_history_scan_t *s, size_t max);
 size_t ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p,
     size_t len);
 
-ngx_uint_t ngx_http_history_shape_kind(ngx_http_history_argv_t *cmd);
+ngx_uint_t ngx_http_history_shape_kind(ngx_http_history_command_t *cmd);
 ngx_int_t ngx_http_history_shape_check(ngx_http_history_shape_t *s,
     redisReply *reply, const char **expected);
 ngx_str_t *ngx_http_history_shape_name(ngx_uint_t kind);

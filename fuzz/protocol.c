@@ -143,7 +143,7 @@ fuzz_format(const uint8_t *data, size_t size)
     size_t                    n, argvlen[FUZZ_ARGS_MAX];
     const char               *argv[FUZZ_ARGS_MAX];
     const uint8_t            *end;
-    ngx_http_history_argv_t   cmd;
+    ngx_http_history_command_t   cmd;
 
     end = data + size;
     argc = 0;
@@ -306,7 +306,7 @@ fuzz_shape_start(fuzz_shape_t *fs, ngx_uint_t n)
     int                       i;
     size_t                    len[1];
     const char               *argv[1];
-    ngx_http_history_argv_t   cmd;
+    ngx_http_history_command_t   cmd;
 
     ngx_memzero(fs, sizeof(fuzz_shape_t));
 

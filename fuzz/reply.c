@@ -103,7 +103,7 @@ fuzz_link_takes(redisReply *reply, const char *name)
     u_char                     kind;
     size_t                     len;
     const char                *expected;
-    ngx_http_history_argv_t    cmd;
+    ngx_http_history_command_t    cmd;
     ngx_http_history_shape_t   shape;
 
     len = strlen(name);
@@ -130,7 +130,7 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     redisReply *reply)
 {
     ngx_http_history_ctx_t  *ctx;
-    ngx_http_history_cmd_t   cmd;
+    ngx_http_history_unit_t   cmd;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
     if (ctx == NULL) {
@@ -143,7 +143,7 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     ctx->event.data = ctx;
     ctx->event.log = r->connection->log;
 
-    ngx_memzero(&cmd, sizeof(ngx_http_history_cmd_t));
+    ngx_memzero(&cmd, sizeof(ngx_http_history_unit_t));
     cmd.data = ctx;
     ctx->cmd = &cmd;
 
@@ -217,8 +217,8 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     FUZZ_CHECK(k == ctx->ids->nelts, "list read: %lu ids kept, %lu expected",
                (unsigned long) ctx->ids->nelts, (unsigned long) k);
 
-    for (format = NGX_HTTP_HISTORY_JSON;
-         format <= NGX_HTTP_HISTORY_TEXT;
+    for (format = NGX_HTTP_HISTORY_FORMAT_JSON;
+         format <= NGX_HTTP_HISTORY_FORMAT_TEXT;
          format++)
     {
         ngx_str_null(&out);
@@ -227,13 +227,13 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
             != NGX_OK)
         {
             FUZZ_CHECK(0, "render(%s) failed",
-                       format == NGX_HTTP_HISTORY_JSON ? "json" : "text");
+                       format == NGX_HTTP_HISTORY_FORMAT_JSON ? "json" : "text");
         }
 
         p = out.data;
         last = out.data + out.len;
 
-        if (format == NGX_HTTP_HISTORY_JSON) {
+        if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             FUZZ_CHECK(fuzz_json_ok(out.data, out.len),
                        "render(json) is not one JSON value of %lu bytes: %s",
                        (unsigned long) out.len,
@@ -270,7 +270,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
                 continue;
             }
 
-            if (format == NGX_HTTP_HISTORY_TEXT
+            if (format == NGX_HTTP_HISTORY_FORMAT_TEXT
                 && !ngx_http_history_safe_id(id[i].data, id[i].len))
             {
                 continue;
@@ -279,12 +279,12 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
             if (n) {
                 FUZZ_CHECK(p < last && *p == ',',
                            "render(%s): no comma before id %lu: %s",
-                           format == NGX_HTTP_HISTORY_JSON ? "json" : "text",
+                           format == NGX_HTTP_HISTORY_FORMAT_JSON ? "json" : "text",
                            (unsigned long) n, fuzz_show(out.data, out.len));
                 p++;
             }
 
-            if (format == NGX_HTTP_HISTORY_JSON) {
+            if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
                 p = (u_char *) fuzz_json_string(fuzz_json_ws(p, last), last,
                                                 dec, &len);
 
@@ -319,7 +319,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 
         free(dec);
 
-        if (format == NGX_HTTP_HISTORY_JSON) {
+        if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             FUZZ_CHECK(p + 1 == last,
                        "render(json): %ld bytes after %lu ids: %s",
                        (long) (last - p), (unsigned long) n,
@@ -501,7 +501,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* views: [totals, (todays), (unique count per id)...] */
 
         for (views = 0; views < 4; views++) {
-            fuzz_hlcf.views = views;
+            fuzz_hlcf.views_flags = views;
 
             j = 1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
                 + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? ids->nelts : 0);
@@ -524,7 +524,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_body(ctx, "views", want);
         }
 
-        fuzz_hlcf.views = 0;
+        fuzz_hlcf.views_flags = 0;
 
         ngx_http_history_reader_release(&rp);
     }
