@@ -50,7 +50,7 @@
  */
 
 
-#include "../ngx_http_history_module.c"
+#include "../ngx_http_history_module.h"
 #include "harness.h"
 
 #include <netdb.h>
@@ -318,7 +318,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     for (k = 0; k < FUZZ_NDIRECTIVES; k++) {
         d = &fuzz_directives[k];
 
-        for (cmd = ngx_http_history_commands; cmd->name.len; cmd++) {
+        for (cmd = ngx_http_history_module.commands; cmd->name.len; cmd++) {
             if (cmd->name.len == d->name.len
                 && ngx_strncmp(cmd->name.data, d->name.data, d->name.len) == 0)
             {
@@ -338,7 +338,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     /* a handler of the module's own that is not fuzzed: say so */
 
-    for (cmd = ngx_http_history_commands; cmd->name.len; cmd++) {
+    for (cmd = ngx_http_history_module.commands; cmd->name.len; cmd++) {
 
         if (cmd->set == ngx_conf_set_flag_slot
             || cmd->set == ngx_conf_set_str_slot

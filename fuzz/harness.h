@@ -6,9 +6,10 @@
 
 /*
  * What the libFuzzer harnesses share.  A harness includes the module's
- * source first (its functions are static), then this file:
+ * header first (the functions it calls are the ones the module's files
+ * share), then this file, and is linked with the module's objects:
  *
- *     #include "../ngx_http_history_module.c"
+ *     #include "../ngx_http_history_module.h"
  *     #include "harness.h"
  *
  * It gives a minimal nginx world built from nginx's own objects: a cycle

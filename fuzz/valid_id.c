@@ -20,7 +20,7 @@
  */
 
 
-#include "../ngx_http_history_module.c"
+#include "../ngx_http_history_module.h"
 #include "harness.h"
 
 

@@ -1,0 +1,701 @@
+
+/*
+ * Copyright (C) The ngx_http_history_module authors
+ */
+
+
+/*
+ * Reads: history_serve, history_forget, history_fetch and $history.  Sends
+ * the visitor's list request through the link, waits on an event, renders
+ * the answer.  Calls the visitor's key and the Redis link.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_history_module.h"
+
+
+static ngx_int_t ngx_http_history_read(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_str_t *key, ngx_uint_t op);
+static void ngx_http_history_resume(ngx_event_t *ev);
+static void ngx_http_history_cleanup(void *data);
+
+
+ngx_http_history_ctx_t *
+ngx_http_history_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ctx->request = r;
+
+        ngx_http_set_ctx(r, ctx, ngx_http_history_module);
+    }
+
+    return ctx;
+}
+
+
+/*
+ * Sends a read (LRANGE) or a forget (DEL) for the visitor; the request
+ * waits for ngx_http_history_resume() on an event: the answer, or the
+ * timeout.  NGX_DECLINED: nothing to wait for, ctx says what happened.
+ */
+
+static ngx_int_t
+ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
+    ngx_str_t *key, ngx_uint_t op)
+{
+    ngx_str_t                     k;
+    ngx_http_history_batch_t      b;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (key->len == 0) {
+        ctx->op = op;
+        ctx->ids = NULL;
+        ctx->failed = 0;
+        ctx->done = 1;
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_history_make_key(r, hlcf, "", key, NULL, &k) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->ids = NULL;
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
+        ngx_http_history_command(&b, "DEL");
+        ngx_http_history_arg(&b, k.data, k.len);
+
+    } else {
+        ngx_http_history_command(&b, "LRANGE");
+        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_arg(&b, (u_char *) "0", 1);
+        ngx_http_history_arg(&b, (u_char *) "-1", 2);
+    }
+
+    return ngx_http_history_wait(r, ctx, &k, &b, op);
+}
+
+
+/*
+ * Sends a unit and makes the request wait for ngx_http_history_resume()
+ * on an event: the answer, or the timeout.  NGX_DECLINED: nothing to wait
+ * for, ctx says what happened.
+ */
+
+ngx_int_t
+ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
+    ngx_str_t *k, ngx_http_history_batch_t *b, ngx_uint_t op)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    ctx->op = op;
+    ctx->failed = 0;
+    ctx->done = 1;
+
+    if (hmcf->link == NULL || !ngx_http_history_link_up(hmcf->link, k)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "history: redis is away");
+        ctx->failed = 1;
+        return NGX_DECLINED;
+    }
+
+    if (!ctx->cleanup) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_history_cleanup;
+        cln->data = ctx;
+        ctx->cleanup = 1;
+    }
+
+    ctx->cmd = ngx_http_history_batch_send(hmcf->link, k, b,
+                                           ngx_http_history_reply, ctx);
+    if (ctx->cmd == NULL) {
+        ctx->failed = 1;
+        return NGX_DECLINED;
+    }
+
+    ctx->done = 0;
+    ctx->waiting = 1;
+
+    ctx->event.handler = ngx_http_history_resume;
+    ctx->event.data = ctx;
+    ctx->event.log = r->connection->log;
+
+    ngx_add_timer(&ctx->event, hmcf->redis.timeout);
+
+    return NGX_AGAIN;
+}
+
+
+/* called by the link: keep what the request needs, wake it up */
+
+void
+ngx_http_history_reply(ngx_http_history_cmd_t *cmd, redisReply *reply)
+{
+    size_t                   i;
+    ngx_str_t               *id;
+    redisReply              *e;
+    ngx_http_request_t      *r;
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = cmd->data;
+    r = ctx->request;
+
+    ctx->cmd = NULL;
+
+    if (reply == NULL) {
+        ctx->failed = 1;
+        goto done;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_FORGET) {
+        goto done;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+        || ctx->op == NGX_HTTP_HISTORY_OP_VIEWS)
+    {
+        if ((ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+             ? ngx_http_history_online_body(r, ctx, reply)
+             : ngx_http_history_views_body(r, ctx, reply))
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "history: unexpected reply from redis");
+            ctx->failed = 1;
+        }
+
+        goto done;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: redis answered a read with a reply "
+                      "of type %d", reply->type);
+        ctx->failed = 1;
+        goto done;
+    }
+
+    ctx->ids = ngx_array_create(r->pool, reply->elements + 1,
+                                sizeof(ngx_str_t));
+    if (ctx->ids == NULL) {
+        ctx->failed = 1;
+        goto done;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING || e->len == 0) {
+            continue;
+        }
+
+        id = ngx_array_push(ctx->ids);
+        if (id == NULL) {
+            ctx->failed = 1;
+            goto done;
+        }
+
+        id->len = e->len;
+        id->data = ngx_pnalloc(r->pool, e->len);
+        if (id->data == NULL) {
+            ctx->failed = 1;
+            goto done;
+        }
+
+        ngx_memcpy(id->data, e->str, e->len);
+    }
+
+done:
+
+    ctx->done = 1;
+
+    if (ctx->event.timer_set) {
+        ngx_del_timer(&ctx->event);
+    }
+
+    ngx_post_event(&ctx->event, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_history_resume(ngx_event_t *ev)
+{
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "history: redis did not answer in time");
+
+        ngx_http_history_link_cancel(ctx->cmd);
+        ctx->cmd = NULL;
+        ctx->failed = 1;
+        ctx->done = 1;
+    }
+
+    ctx->waiting = 0;
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_FETCH) {
+        ngx_http_history_count_read(r, ctx);
+
+        if (r == r->main) {
+            r->read_event_handler = ngx_http_block_reading;
+        }
+
+        r->write_event_handler = ngx_http_core_run_phases;
+        ngx_http_core_run_phases(r);
+
+    } else {
+        ngx_http_finalize_request(r, ngx_http_history_respond(r, ctx));
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the request is going away: nothing may call back into it */
+
+static void
+ngx_http_history_cleanup(void *data)
+{
+    ngx_http_history_ctx_t  *ctx = data;
+
+    if (ctx->cmd) {
+        ngx_http_history_link_cancel(ctx->cmd);
+        ctx->cmd = NULL;
+    }
+
+    if (ctx->event.timer_set) {
+        ngx_del_timer(&ctx->event);
+    }
+
+    if (ctx->event.posted) {
+        ngx_delete_posted_event(&ctx->event);
+    }
+}
+
+
+ngx_int_t
+ngx_http_history_fetch_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     key;
+    ngx_http_history_ctx_t       *ctx;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (!hlcf->fetch) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_history_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->waiting) {
+        return NGX_AGAIN;
+    }
+
+    if (ctx->done) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_history_read(r, ctx, &key, NGX_HTTP_HISTORY_OP_FETCH);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        if (r == r->main) {
+            r->read_event_handler = ngx_http_test_reading;
+        }
+
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_AGAIN;
+    }
+
+    ngx_http_history_count_read(r, ctx);
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_history_serve_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     key;
+    ngx_uint_t                    op;
+    ngx_http_history_ctx_t       *ctx;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        op = NGX_HTTP_HISTORY_OP_SERVE;
+
+    } else if (r->method == NGX_HTTP_DELETE && hlcf->forget) {
+        op = NGX_HTTP_HISTORY_OP_FORGET;
+
+    } else {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = ngx_http_history_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (op == NGX_HTTP_HISTORY_OP_SERVE && ctx->done) {
+        /* history_fetch has read the list already */
+        ctx->op = op;
+        return ngx_http_history_respond(r, ctx);
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_history_read(r, ctx, &key, op);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return ngx_http_history_respond(r, ctx);
+}
+
+
+ngx_int_t
+ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
+{
+    u_char                       *dst, *src;
+    ngx_int_t                     rc, n;
+    ngx_str_t                     body, exclude, value;
+    ngx_buf_t                    *b;
+    ngx_uint_t                    limit;
+    ngx_chain_t                   out;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    ngx_http_history_count_read(r, ctx);
+
+    if (ctx->failed && hlcf->fallback == NGX_HTTP_HISTORY_ERROR) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_FORGET) {
+        if (ctx->failed) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->header_only = 1;
+        ngx_http_clear_content_length(r);
+
+        return ngx_http_send_header(r);
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+        || ctx->op == NGX_HTTP_HISTORY_OP_VIEWS)
+    {
+        if (ctx->failed) {
+            ngx_str_set(&body, "{}");
+
+        } else {
+            body = ctx->body;
+        }
+
+        goto send;
+    }
+
+    ngx_str_null(&exclude);
+    limit = NGX_MAX_UINT32_VALUE;
+
+    if (ngx_http_arg(r, (u_char *) "exclude", 7, &value) == NGX_OK
+        && value.len)
+    {
+        dst = ngx_pnalloc(r->pool, value.len);
+        if (dst == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        exclude.data = dst;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, 0);
+        exclude.len = dst - exclude.data;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &value) == NGX_OK) {
+        n = ngx_atoi(value.data, value.len);
+        if (n != NGX_ERROR) {
+            limit = n;
+        }
+    }
+
+    if (ngx_http_history_render(r, ctx->ids, hlcf->serve, &exclude, limit,
+                                &body)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+send:
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = body.len;
+
+    if (hlcf->serve != NGX_HTTP_HISTORY_TEXT) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "text/plain");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    if (body.len == 0) {
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body.data;
+    b->last = body.data + body.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The list as JSON (every id, escaped), or as comma-separated text (ids
+ * that could break a header or the list are left out).
+ */
+
+ngx_int_t
+ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
+    ngx_uint_t format, ngx_str_t *exclude, ngx_uint_t limit, ngx_str_t *out)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *id;
+    ngx_uint_t   i, n, pass;
+
+    id = ids ? ids->elts : NULL;
+    len = 0;
+    p = NULL;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        if (pass == 1) {
+            out->data = ngx_pnalloc(r->pool, len);
+            if (out->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = out->data;
+        }
+
+        if (format == NGX_HTTP_HISTORY_JSON) {
+            if (p) {
+                *p++ = '[';
+            }
+
+            len = 2;
+        }
+
+        for (i = 0, n = 0; ids && i < ids->nelts && n < limit; i++) {
+
+            if (exclude->len == id[i].len
+                && ngx_memcmp(exclude->data, id[i].data, id[i].len) == 0)
+            {
+                continue;
+            }
+
+            if (format == NGX_HTTP_HISTORY_JSON) {
+                len += (n ? 1 : 0) + 2 + id[i].len
+                       + ngx_escape_json(NULL, id[i].data, id[i].len);
+
+                if (p) {
+                    if (n) {
+                        *p++ = ',';
+                    }
+
+                    *p++ = '"';
+                    p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+                    *p++ = '"';
+                }
+
+            } else {
+                if (!ngx_http_history_safe_id(id[i].data, id[i].len)) {
+                    continue;
+                }
+
+                len += (n ? 1 : 0) + id[i].len;
+
+                if (p) {
+                    if (n) {
+                        *p++ = ',';
+                    }
+
+                    p = ngx_cpymem(p, id[i].data, id[i].len);
+                }
+            }
+
+            n++;
+        }
+
+        if (p && format == NGX_HTTP_HISTORY_JSON) {
+            *p++ = ']';
+        }
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_history_safe_id(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    for (last = p + len; p < last; p++) {
+        if (*p <= ' ' || *p == ',' || *p == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+ngx_int_t
+ngx_http_history_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                s, none;
+    ngx_http_history_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
+
+    ngx_str_null(&none);
+
+    if (ctx == NULL || ctx->ids == NULL) {
+        ngx_str_null(&s);
+
+    } else if (ngx_http_history_render(r, ctx->ids, NGX_HTTP_HISTORY_TEXT,
+                                       &none, NGX_MAX_UINT32_VALUE, &s)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v->len = s.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s.data;
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (hlcf->serve != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
+        hlcf->serve = NGX_HTTP_HISTORY_JSON;
+
+    } else if (ngx_strcmp(value[1].data, "text") == 0) {
+        hlcf->serve = NGX_HTTP_HISTORY_TEXT;
+
+    } else {
+        return ngx_http_history_invalid(cf, cmd, &value[1],
+                                        "it must be \"json\" or \"text\"");
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_history_serve_handler;
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,552 @@
+
+/*
+ * Copyright (C) The ngx_http_history_module authors
+ */
+
+
+/*
+ * Recording: the log-phase handler that turns a served page into Redis
+ * work (a view, the last action, counts), the keys it writes and the
+ * check of product ids.  Calls the visitor's key and the Redis link.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_history_module.h"
+
+
+static void ngx_http_history_record(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
+    ngx_str_t *key, ngx_str_t *id);
+static void ngx_http_history_last_action(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key);
+static void ngx_http_history_count(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key, ngx_str_t *id);
+
+
+/*
+ * Runs after the response has been sent: the view is handed to the
+ * worker's Redis link and the request goes on without waiting for it.
+ */
+
+ngx_int_t
+ngx_http_history_log_handler(ngx_http_request_t *r)
+{
+    ngx_str_t                      key, id;
+    ngx_uint_t                     i, status, *codes;
+    ngx_http_history_loc_conf_t   *hlcf;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
+    if (hlcf->record == NULL && hlcf->count == NULL && !hlcf->last_action) {
+        return NGX_OK;
+    }
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    if (hmcf->link == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_history_visitor(r, hlcf, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (key.len > NGX_HTTP_HISTORY_KEY_MAX) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: visitor key of %uz bytes is too long, "
+                      "ignored", key.len);
+        ngx_str_null(&key);
+    }
+
+    if (hlcf->last_action && key.len) {
+        ngx_http_history_last_action(r, hlcf, hmcf, &key);
+    }
+
+    if (r->method != NGX_HTTP_GET) {
+        return NGX_OK;
+    }
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+    codes = hlcf->status->elts;
+
+    for (i = 0; i < hlcf->status->nelts; i++) {
+        if (codes[i] == status) {
+            break;
+        }
+    }
+
+    if (i == hlcf->status->nelts) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "history: status %ui is not a view", status);
+        return NGX_OK;
+    }
+
+    if (hlcf->count) {
+        if (ngx_http_complex_value(r, hlcf->count, &id) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_history_valid_id(r, hlcf, &id) == NGX_OK) {
+            ngx_http_history_count(r, hlcf, hmcf, &key, &id);
+        }
+    }
+
+    if (hlcf->record == NULL || key.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, hlcf->record, &id) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_history_valid_id(r, hlcf, &id) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_http_history_record(r, hlcf, hmcf->link, &key, &id);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_history_valid_id(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_str_t *id)
+{
+    u_char  *p, *last;
+
+    if (id->len == 0) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "history: no product id");
+        return NGX_DECLINED;
+    }
+
+    if (id->len > NGX_HTTP_HISTORY_ID_MAX) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: product id of %uz bytes is too long, "
+                      "view not recorded", id->len);
+        return NGX_DECLINED;
+    }
+
+    /*
+     * whatever the pattern says, an id never holds a control character,
+     * a space or a comma: lists of ids are handed on comma-separated
+     */
+
+    last = id->data + id->len;
+
+    for (p = id->data; p < last; p++) {
+        if (*p <= ' ' || *p == ',' || *p == 0x7f) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "history: product id has a byte 0x%02Xd at %uz, "
+                          "view not recorded", *p, p - id->data);
+            return NGX_DECLINED;
+        }
+    }
+
+#if (NGX_PCRE)
+
+    if (hlcf->digits) {
+
+        /* the default pattern, "^[0-9]+$", checked without PCRE */
+
+        for (p = id->data; p < last; p++) {
+            if (*p < '0' || *p > '9') {
+                goto mismatch;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    /* a PCRE error (a match limit hit) does not count as a match */
+
+    if (hlcf->pattern && ngx_regex_exec(hlcf->pattern, id, NULL, 0) < 0) {
+        goto mismatch;
+    }
+
+#endif
+
+    return NGX_OK;
+
+#if (NGX_PCRE)
+
+mismatch:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "history: product id \"%V\" does not match "
+                  "history_id_pattern, view not recorded", id);
+    return NGX_DECLINED;
+
+#endif
+}
+
+
+/*
+ * One unit, one round trip, atomic:
+ * MULTI; LREM k 0 id; LPUSH k id; LTRIM k 0 N-1; EXPIRE k ttl; EXEC
+ */
+
+static void
+ngx_http_history_record(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
+    ngx_str_t *key, ngx_str_t *id)
+{
+    ngx_str_t                 k;
+    ngx_http_history_batch_t  b;
+
+    if (ngx_http_history_make_key(r, hlcf, "", key, NULL, &k) != NGX_OK) {
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "history: record \"%V\" for \"%V\"", id, &k);
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    ngx_http_history_command(&b, "MULTI");
+
+    ngx_http_history_command(&b, "LREM");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, (u_char *) "0", 1);
+    ngx_http_history_arg(&b, id->data, id->len);
+
+    ngx_http_history_command(&b, "LPUSH");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, id->data, id->len);
+
+    ngx_http_history_command(&b, "LTRIM");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, (u_char *) "0", 1);
+    ngx_http_history_arg(&b, hlcf->trim.data, hlcf->trim.len);
+
+    ngx_http_history_command(&b, "EXPIRE");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg(&b, hlcf->ttl.data, hlcf->ttl.len);
+
+    ngx_http_history_command(&b, "EXEC");
+
+    (void) ngx_http_history_batch_send(link, &k, &b, NULL, NULL);
+}
+
+
+/*
+ * A unit of work being built: commands, their arguments, and room for the
+ * numbers among them.  Lives on the stack of the one who sends it.
+ */
+
+void
+ngx_http_history_command(ngx_http_history_batch_t *b, char *name)
+{
+    ngx_http_history_argv_t  *u;
+
+    if (b->nunits == NGX_HTTP_HISTORY_UNIT_MAX) {
+        b->overflow = 1;
+        return;
+    }
+
+    u = &b->unit[b->nunits++];
+
+    u->argc = 0;
+    u->argv = &b->argv[b->nargs];
+    u->argvlen = &b->len[b->nargs];
+
+    ngx_http_history_arg(b, (u_char *) name, ngx_strlen(name));
+}
+
+
+void
+ngx_http_history_arg(ngx_http_history_batch_t *b, u_char *data, size_t len)
+{
+    if (b->overflow || b->nargs == NGX_HTTP_HISTORY_ARGS_MAX) {
+        b->overflow = 1;
+        return;
+    }
+
+    b->argv[b->nargs] = (const char *) data;
+    b->len[b->nargs++] = len;
+    b->unit[b->nunits - 1].argc++;
+}
+
+
+void
+ngx_http_history_arg_num(ngx_http_history_batch_t *b, time_t n)
+{
+    u_char  *p;
+
+    if (b->used + NGX_TIME_T_LEN > sizeof(b->numbers)) {
+        b->overflow = 1;
+        return;
+    }
+
+    p = b->numbers + b->used;
+    b->used = ngx_sprintf(p, "%T", n) - b->numbers;
+
+    ngx_http_history_arg(b, p, b->numbers + b->used - p);
+}
+
+
+ngx_http_history_cmd_t *
+ngx_http_history_batch_send(ngx_http_history_link_t *link, ngx_str_t *key,
+    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
+    void *data)
+{
+    if (b->overflow) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "history: too many redis commands in one unit");
+        return NULL;
+    }
+
+    return ngx_http_history_link_send(link, key, b->unit, b->nunits,
+                                      handler, data);
+}
+
+
+/* <prefix><part>[<id>][:<suffix>], in the request's pool */
+
+ngx_int_t
+ngx_http_history_make_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, char *part, ngx_str_t *id,
+    ngx_str_t *suffix, ngx_str_t *k)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_strlen(part);
+
+    k->len = hlcf->prefix.len + len + (id ? id->len : 0)
+             + (suffix ? 1 + suffix->len : 0);
+
+    k->data = ngx_pnalloc(r->pool, k->len);
+    if (k->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(k->data, hlcf->prefix.data, hlcf->prefix.len);
+    p = ngx_cpymem(p, part, len);
+
+    if (id) {
+        p = ngx_cpymem(p, id->data, id->len);
+    }
+
+    if (suffix) {
+        *p++ = ':';
+        ngx_memcpy(p, suffix->data, suffix->len);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The visitor's last action: SET <last action key> <now> EX <timeout> and
+ * ZADD <prefix>online <now> <visitor>, at most once a second per visitor
+ * and worker.  Once a second per worker the online set is also pruned of
+ * visitors gone for longer than the timeout, and its TTL refreshed.
+ */
+
+static void
+ngx_http_history_last_action(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key)
+{
+    time_t                     now;
+    uint32_t                   check;
+    ngx_str_t                  k, online;
+    ngx_uint_t                 hash;
+    ngx_http_history_seen_t   *seen;
+    ngx_http_history_batch_t   b;
+
+    now = ngx_time();
+
+    hash = ngx_hash_key(key->data, key->len);
+    check = ngx_crc32_short(key->data, key->len);
+    seen = &hmcf->seen[hash % NGX_HTTP_HISTORY_SEEN_SIZE];
+
+    if (seen->time == now && seen->hash == hash && seen->check == check) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "history: last action of \"%V\" already written",
+                       key);
+        return;
+    }
+
+    seen->time = now;
+    seen->hash = hash;
+    seen->check = check;
+
+    if (hlcf->last_action_key) {
+        if (ngx_http_complex_value(r, hlcf->last_action_key, &k) != NGX_OK
+            || k.len == 0)
+        {
+            return;
+        }
+
+    } else if (ngx_http_history_make_key(r, hlcf, "last_action:", key, NULL,
+                                         &k)
+               != NGX_OK)
+    {
+        return;
+    }
+
+    if (ngx_http_history_make_key(r, hlcf, "online", NULL, NULL, &online)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    ngx_http_history_command(&b, "SET");
+    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_arg_num(&b, now);
+    ngx_http_history_arg(&b, (u_char *) "EX", 2);
+    ngx_http_history_arg_num(&b, hlcf->online_timeout);
+
+    ngx_http_history_command(&b, "ZADD");
+    ngx_http_history_arg(&b, online.data, online.len);
+    ngx_http_history_arg_num(&b, now);
+    ngx_http_history_arg(&b, key->data, key->len);
+
+    if (hmcf->pruned != now) {
+        hmcf->pruned = now;
+
+        ngx_http_history_command(&b, "ZREMRANGEBYSCORE");
+        ngx_http_history_arg(&b, online.data, online.len);
+        ngx_http_history_arg(&b, (u_char *) "-inf", 4);
+        ngx_http_history_arg_num(&b, now - hlcf->online_timeout);
+
+        ngx_http_history_command(&b, "EXPIRE");
+        ngx_http_history_arg(&b, online.data, online.len);
+        ngx_http_history_arg_num(&b, hlcf->online_timeout);
+    }
+
+    (void) ngx_http_history_batch_send(hmcf->link, key, &b, NULL, NULL);
+}
+
+
+/*
+ * A page view: INCR <prefix>views:<id>; with "daily", also
+ * INCR <prefix>views:<id>:<YYYY-MM-DD> and its EXPIRE; with "unique",
+ * PFADD <prefix>visitors:<id> <visitor>.
+ */
+
+static void
+ngx_http_history_count(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
+    ngx_str_t *key, ngx_str_t *id)
+{
+    ngx_str_t                  k, day;
+    ngx_http_history_batch_t   b;
+
+    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+
+    if (ngx_http_history_make_key(r, hlcf, "views:", id, NULL, &k)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_history_command(&b, "INCR");
+    ngx_http_history_arg(&b, k.data, k.len);
+
+    if (hlcf->count_flags & NGX_HTTP_HISTORY_COUNT_DAILY) {
+        ngx_http_history_today(hmcf, &day);
+
+        if (ngx_http_history_make_key(r, hlcf, "views:", id, &day, &k)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        ngx_http_history_command(&b, "INCR");
+        ngx_http_history_arg(&b, k.data, k.len);
+
+        ngx_http_history_command(&b, "EXPIRE");
+        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_arg_num(&b, hlcf->count_expire);
+    }
+
+    if ((hlcf->count_flags & NGX_HTTP_HISTORY_COUNT_UNIQUE) && key->len) {
+        if (ngx_http_history_make_key(r, hlcf, "visitors:", id, NULL, &k)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        ngx_http_history_command(&b, "PFADD");
+        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_arg(&b, key->data, key->len);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "history: count \"%V\"", id);
+
+    (void) ngx_http_history_batch_send(hmcf->link, id, &b, NULL, NULL);
+}
+
+
+/* today's date in UTC, YYYY-MM-DD, worked out once a second */
+
+void
+ngx_http_history_today(ngx_http_history_main_conf_t *hmcf, ngx_str_t *day)
+{
+    ngx_tm_t  tm;
+
+    if (hmcf->day_time != ngx_time()) {
+        hmcf->day_time = ngx_time();
+
+        ngx_gmtime(hmcf->day_time, &tm);
+
+        (void) ngx_sprintf(hmcf->day, "%4d-%02d-%02d",
+                           tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday);
+    }
+
+    day->data = hmcf->day;
+    day->len = sizeof(hmcf->day);
+}
+
+
+char *
+ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (hlcf->count != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    hlcf->count = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (hlcf->count == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = hlcf->count;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_history_count_flags(cf, cmd, 2, &hlcf->count_flags)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
