@@ -44,7 +44,6 @@
 #define NGX_HTTP_HISTORY_COUNT_UNIQUE 0x02
 
 #define NGX_HTTP_HISTORY_IDS_MAX      50
-#define NGX_HTTP_HISTORY_ARGS_MAX     256
 #define NGX_HTTP_HISTORY_SEEN_SIZE    4096
 
 #define NGX_HTTP_HISTORY_STATS_SLOTS  256
@@ -67,19 +66,6 @@ typedef struct {
     ngx_uint_t                      hash;
     uint32_t                        check;
 } ngx_http_history_seen_t;
-
-
-typedef struct {
-    ngx_uint_t                      nunits;
-    ngx_uint_t                      nargs;
-    size_t                          used;
-    unsigned                        overflow:1;
-
-    ngx_http_history_argv_t         unit[NGX_HTTP_HISTORY_UNIT_MAX];
-    const char                     *argv[NGX_HTTP_HISTORY_ARGS_MAX];
-    size_t                          len[NGX_HTTP_HISTORY_ARGS_MAX];
-    u_char                          numbers[8 * NGX_TIME_T_LEN];
-} ngx_http_history_batch_t;
 
 
 typedef struct {
@@ -134,14 +120,31 @@ typedef struct {
 } ngx_http_history_loc_conf_t;
 
 
-/*
- * A request's context.  On the main request it also holds who the visitor
- * is, for the main request and its subrequests alike.
- */
+typedef struct ngx_http_history_ctx_s  ngx_http_history_ctx_t;
+
+
+/* one of the units a request waits for, and the request */
 
 typedef struct {
+    ngx_http_history_ctx_t         *ctx;
+    ngx_http_history_unit_t        *unit;
+} ngx_http_history_part_t;
+
+
+/*
+ * A request's context.  On the main request it also holds who the visitor
+ * is, for the main request and its subrequests alike.  A read waits for
+ * one unit or, when its keys are in several slots (history_views), for
+ * one unit per key: "left" are those not answered yet.
+ */
+
+struct ngx_http_history_ctx_s {
     ngx_http_request_t             *request;
-    ngx_http_history_cmd_t         *cmd;
+    ngx_http_history_part_t        *parts;
+    ngx_uint_t                      nparts;
+    ngx_uint_t                      nsent;
+    ngx_uint_t                      left;
+    off_t                          *counts;
     ngx_event_t                     event;
     ngx_array_t                    *ids;
     ngx_str_t                       key;
@@ -154,7 +157,7 @@ typedef struct {
     unsigned                        waiting:1;
     unsigned                        done:1;
     unsigned                        failed:1;
-} ngx_http_history_ctx_t;
+};
 
 
 /* ngx_http_history_module.c */
@@ -182,15 +185,6 @@ void *ngx_http_history_create_loc_conf(ngx_conf_t *cf);
 ngx_int_t ngx_http_history_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_valid_id(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_str_t *id);
-void ngx_http_history_command(ngx_http_history_batch_t *b,
-    char *name);
-void ngx_http_history_arg(ngx_http_history_batch_t *b, u_char *data,
-    size_t len);
-void ngx_http_history_arg_num(ngx_http_history_batch_t *b, time_t n);
-ngx_http_history_cmd_t *ngx_http_history_batch_send(
-    ngx_http_history_link_t *link, ngx_str_t *key,
-    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
-    void *data);
 ngx_int_t ngx_http_history_make_key(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, char *part, ngx_str_t *id,
     ngx_str_t *suffix, ngx_str_t *k);
@@ -206,8 +200,10 @@ ngx_int_t ngx_http_history_online_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_views_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_online_body(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, redisReply *reply);
+ngx_int_t ngx_http_history_views_count(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_uint_t i, redisReply *reply);
 ngx_int_t ngx_http_history_views_body(ngx_http_request_t *r,
-    ngx_http_history_ctx_t *ctx, redisReply *reply);
+    ngx_http_history_ctx_t *ctx);
 char *ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -229,10 +225,10 @@ ngx_int_t ngx_http_history_visitor_init(ngx_conf_t *cf);
 ngx_http_history_ctx_t *ngx_http_history_get_ctx(
     ngx_http_request_t *r);
 ngx_int_t ngx_http_history_wait(ngx_http_request_t *r,
-    ngx_http_history_ctx_t *ctx, ngx_str_t *k, ngx_http_history_batch_t *b,
-    ngx_uint_t op);
-void ngx_http_history_reply(ngx_http_history_cmd_t *cmd,
-    redisReply *reply);
+    ngx_http_history_ctx_t *ctx, ngx_uint_t op, ngx_uint_t n);
+ngx_int_t ngx_http_history_wait_send(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_http_history_batch_t *b);
+void ngx_http_history_reply(void *data, redisReply *reply);
 ngx_int_t ngx_http_history_fetch_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_serve_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_respond(ngx_http_request_t *r,

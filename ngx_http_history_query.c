@@ -21,8 +21,8 @@
 static ngx_int_t ngx_http_history_query_start(ngx_http_request_t *r,
     ngx_http_history_ctx_t **ctx, ngx_array_t **ids);
 static ngx_int_t ngx_http_history_query(ngx_http_request_t *r,
-    ngx_http_history_ctx_t *ctx, ngx_str_t *k, ngx_http_history_batch_t *b,
-    ngx_uint_t op);
+    ngx_http_history_ctx_t *ctx, ngx_int_t rc);
+static ngx_uint_t ngx_http_history_views_kinds(ngx_uint_t views);
 static off_t ngx_http_history_reply_number(redisReply *e);
 
 
@@ -113,28 +113,35 @@ ngx_http_history_online_handler(ngx_http_request_t *r)
     ctx->ids = ids;
     id = ids->elts;
 
-    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+    rc = ngx_http_history_wait(r, ctx, NGX_HTTP_HISTORY_OP_ONLINE, 1);
+    if (rc != NGX_OK) {
+        return ngx_http_history_query(r, ctx, rc);
+    }
 
-    ngx_http_history_command(&b, "MULTI");
+    /* one key, so one unit: a transaction */
 
-    ngx_http_history_command(&b, "ZCOUNT");
-    ngx_http_history_arg(&b, online.data, online.len);
-    ngx_http_history_arg_num(&b, now - hlcf->online_timeout + 1);
-    ngx_http_history_arg(&b, (u_char *) "+inf", 4);
+    ngx_http_history_batch_init(&b, &online);
+
+    ngx_http_history_batch_command(&b, "MULTI");
+
+    ngx_http_history_batch_command(&b, "ZCOUNT");
+    ngx_http_history_batch_key(&b, &online);
+    ngx_http_history_batch_number(&b, now - hlcf->online_timeout + 1);
+    ngx_http_history_batch_arg(&b, (u_char *) "+inf", 4);
 
     if (ids->nelts) {
-        ngx_http_history_command(&b, "ZMSCORE");
-        ngx_http_history_arg(&b, online.data, online.len);
+        ngx_http_history_batch_command(&b, "ZMSCORE");
+        ngx_http_history_batch_key(&b, &online);
 
         for (i = 0; i < ids->nelts; i++) {
-            ngx_http_history_arg(&b, id[i].data, id[i].len);
+            ngx_http_history_batch_arg(&b, id[i].data, id[i].len);
         }
     }
 
-    ngx_http_history_command(&b, "EXEC");
+    ngx_http_history_batch_command(&b, "EXEC");
 
-    return ngx_http_history_query(r, ctx, &online, &b,
-                                  NGX_HTTP_HISTORY_OP_ONLINE);
+    return ngx_http_history_query(r, ctx,
+                                  ngx_http_history_wait_send(r, ctx, &b));
 }
 
 
@@ -143,7 +150,7 @@ ngx_http_history_views_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      k, day, *id;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, n, kind;
     ngx_array_t                   *ids;
     ngx_http_history_ctx_t        *ctx;
     ngx_http_history_batch_t       b;
@@ -168,57 +175,55 @@ ngx_http_history_views_handler(ngx_http_request_t *r)
         return ngx_http_history_respond(r, ctx);
     }
 
-    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+    /*
+     * Each count is a key of its own, in a slot of its own: one unit per
+     * key, the total of every id first, then today's, then the unique
+     * visitors, in the order of ngx_http_history_views_count()
+     */
 
-    ngx_http_history_command(&b, "MULTI");
+    n = ids->nelts * ngx_http_history_views_kinds(hlcf->views);
 
-    ngx_http_history_command(&b, "MGET");
+    ctx->counts = ngx_pcalloc(r->pool, n * sizeof(off_t));
+    if (ctx->counts == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    for (i = 0; i < ids->nelts; i++) {
-        if (ngx_http_history_make_key(r, hlcf, "views:", &id[i], NULL, &k)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_history_arg(&b, k.data, k.len);
+    rc = ngx_http_history_wait(r, ctx, NGX_HTTP_HISTORY_OP_VIEWS, n);
+    if (rc != NGX_OK) {
+        return ngx_http_history_query(r, ctx, rc);
     }
 
     if (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) {
         ngx_http_history_today(hmcf, &day);
+    }
 
-        ngx_http_history_command(&b, "MGET");
+    for (kind = 0; kind < 3; kind++) {
+
+        if ((kind == 1 && !(hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY))
+            || (kind == 2 && !(hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE)))
+        {
+            continue;
+        }
 
         for (i = 0; i < ids->nelts; i++) {
-            if (ngx_http_history_make_key(r, hlcf, "views:", &id[i], &day,
+            if (ngx_http_history_make_key(r, hlcf,
+                                          kind == 2 ? "visitors:" : "views:",
+                                          &id[i], kind == 1 ? &day : NULL,
                                           &k)
                 != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            ngx_http_history_arg(&b, k.data, k.len);
+            ngx_http_history_batch_init(&b, &k);
+            ngx_http_history_batch_command(&b, kind == 2 ? "PFCOUNT" : "GET");
+            ngx_http_history_batch_key(&b, &k);
+
+            rc = ngx_http_history_wait_send(r, ctx, &b);
         }
     }
 
-    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
-        for (i = 0; i < ids->nelts; i++) {
-            if (ngx_http_history_make_key(r, hlcf, "visitors:", &id[i],
-                                          NULL, &k)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_http_history_command(&b, "PFCOUNT");
-            ngx_http_history_arg(&b, k.data, k.len);
-        }
-    }
-
-    ngx_http_history_command(&b, "EXEC");
-
-    return ngx_http_history_query(r, ctx, &id[0], &b,
-                                  NGX_HTTP_HISTORY_OP_VIEWS);
+    return ngx_http_history_query(r, ctx, rc);
 }
 
 
@@ -260,14 +265,12 @@ ngx_http_history_query_start(ngx_http_request_t *r,
 }
 
 
+/* the tail of a query: wait for the answer, or answer now */
+
 static ngx_int_t
 ngx_http_history_query(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
-    ngx_str_t *k, ngx_http_history_batch_t *b, ngx_uint_t op)
+    ngx_int_t rc)
 {
-    ngx_int_t  rc;
-
-    rc = ngx_http_history_wait(r, ctx, k, b, op);
-
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -371,14 +374,43 @@ ngx_http_history_online_body(ngx_http_request_t *r,
 
 /* {"42":{"total":N,"today":N,"unique":N},...} */
 
+/* the counts a history_views answer has per id: total, today, unique */
+
+static ngx_uint_t
+ngx_http_history_views_kinds(ngx_uint_t views)
+{
+    return 1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
+           + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? 1 : 0);
+}
+
+
+/* the reply to the i-th count: GET (a string, or nil) or PFCOUNT */
+
+ngx_int_t
+ngx_http_history_views_count(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_uint_t i, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_STRING
+        && reply->type != REDIS_REPLY_INTEGER
+        && reply->type != REDIS_REPLY_NIL)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->counts[i] = ngx_http_history_reply_number(reply);
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_history_views_body(ngx_http_request_t *r,
-    ngx_http_history_ctx_t *ctx, redisReply *reply)
+    ngx_http_history_ctx_t *ctx)
 {
     u_char                       *p;
-    size_t                        len, i, n, j;
+    off_t                        *total, *today, *unique;
+    size_t                        len, i, n;
     ngx_str_t                    *id;
-    redisReply                   *total, *today, *e;
     ngx_http_history_loc_conf_t  *hlcf;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
@@ -386,22 +418,16 @@ ngx_http_history_views_body(ngx_http_request_t *r,
     n = ctx->ids->nelts;
     id = ctx->ids->elts;
 
-    j = 1 + ((hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
-        + ((hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? n : 0);
+    total = ctx->counts;
+    today = NULL;
+    unique = NULL;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != j) {
-        return NGX_ERROR;
+    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) {
+        today = total + n;
     }
 
-    total = reply->element[0];
-    today = (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY)
-            ? reply->element[1] : NULL;
-
-    if (total->type != REDIS_REPLY_ARRAY || total->elements != n
-        || (today && (today->type != REDIS_REPLY_ARRAY
-                      || today->elements != n)))
-    {
-        return NGX_ERROR;
+    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
+        unique = (today ? today : total) + n;
     }
 
     len = sizeof("{}");
@@ -425,18 +451,14 @@ ngx_http_history_views_body(ngx_http_request_t *r,
         *p++ = '"';
         p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
 
-        p = ngx_sprintf(p, "\":{\"total\":%O",
-                        ngx_http_history_reply_number(total->element[i]));
+        p = ngx_sprintf(p, "\":{\"total\":%O", total[i]);
 
         if (today) {
-            p = ngx_sprintf(p, ",\"today\":%O",
-                        ngx_http_history_reply_number(today->element[i]));
+            p = ngx_sprintf(p, ",\"today\":%O", today[i]);
         }
 
-        if (hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
-            e = reply->element[reply->elements - n + i];
-            p = ngx_sprintf(p, ",\"unique\":%O",
-                            ngx_http_history_reply_number(e));
+        if (unique) {
+            p = ngx_sprintf(p, ",\"unique\":%O", unique[i]);
         }
 
         *p++ = '}';

@@ -20,6 +20,9 @@
 
 static ngx_int_t ngx_http_history_read(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, ngx_str_t *key, ngx_uint_t op);
+static ngx_int_t ngx_http_history_reply_list(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, redisReply *reply);
+static void ngx_http_history_cancel(ngx_http_history_ctx_t *ctx);
 static void ngx_http_history_resume(ngx_event_t *ev);
 static void ngx_http_history_cleanup(void *data);
 
@@ -56,15 +59,17 @@ static ngx_int_t
 ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     ngx_str_t *key, ngx_uint_t op)
 {
+    ngx_int_t                     rc;
     ngx_str_t                     k;
     ngx_http_history_batch_t      b;
     ngx_http_history_loc_conf_t  *hlcf;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
+    ctx->ids = NULL;
+
     if (key->len == 0) {
         ctx->op = op;
-        ctx->ids = NULL;
         ctx->failed = 0;
         ctx->done = 1;
         return NGX_DECLINED;
@@ -74,34 +79,37 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ctx->ids = NULL;
-
-    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
-
-    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
-        ngx_http_history_command(&b, "DEL");
-        ngx_http_history_arg(&b, k.data, k.len);
-
-    } else {
-        ngx_http_history_command(&b, "LRANGE");
-        ngx_http_history_arg(&b, k.data, k.len);
-        ngx_http_history_arg(&b, (u_char *) "0", 1);
-        ngx_http_history_arg(&b, (u_char *) "-1", 2);
+    rc = ngx_http_history_wait(r, ctx, op, 1);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    return ngx_http_history_wait(r, ctx, &k, &b, op);
+    ngx_http_history_batch_init(&b, &k);
+
+    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
+        ngx_http_history_batch_command(&b, "DEL");
+        ngx_http_history_batch_key(&b, &k);
+
+    } else {
+        ngx_http_history_batch_command(&b, "LRANGE");
+        ngx_http_history_batch_key(&b, &k);
+        ngx_http_history_batch_arg(&b, (u_char *) "0", 1);
+        ngx_http_history_batch_arg(&b, (u_char *) "-1", 2);
+    }
+
+    return ngx_http_history_wait_send(r, ctx, &b);
 }
 
 
 /*
- * Sends a unit and makes the request wait for ngx_http_history_resume()
- * on an event: the answer, or the timeout.  NGX_DECLINED: nothing to wait
- * for, ctx says what happened.
+ * Makes the request ready to wait for n units, sent one by one with
+ * ngx_http_history_wait_send().  NGX_DECLINED: there is no link, ctx says
+ * the read failed.
  */
 
 ngx_int_t
 ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
-    ngx_str_t *k, ngx_http_history_batch_t *b, ngx_uint_t op)
+    ngx_uint_t op, ngx_uint_t n)
 {
     ngx_pool_cleanup_t            *cln;
     ngx_http_history_main_conf_t  *hmcf;
@@ -112,9 +120,7 @@ ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     ctx->failed = 0;
     ctx->done = 1;
 
-    if (hmcf->link == NULL || !ngx_http_history_link_up(hmcf->link, k)) {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "history: redis is away");
+    if (hmcf->link == NULL) {
         ctx->failed = 1;
         return NGX_DECLINED;
     }
@@ -130,10 +136,61 @@ ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         ctx->cleanup = 1;
     }
 
-    ctx->cmd = ngx_http_history_batch_send(hmcf->link, k, b,
-                                           ngx_http_history_reply, ctx);
-    if (ctx->cmd == NULL) {
+    ctx->parts = ngx_pcalloc(r->pool, n * sizeof(ngx_http_history_part_t));
+    if (ctx->parts == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->nparts = n;
+    ctx->nsent = 0;
+    ctx->left = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Sends the next unit the request waits for.  Once one has failed the
+ * rest are not sent.  After the last: NGX_AGAIN, the request waits for
+ * ngx_http_history_resume() on an event (the answers, or the timeout);
+ * NGX_DECLINED, nothing to wait for, ctx says the read failed.
+ */
+
+ngx_int_t
+ngx_http_history_wait_send(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_http_history_batch_t *b)
+{
+    ngx_http_history_part_t       *part;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
+
+    part = &ctx->parts[ctx->nsent++];
+    part->ctx = ctx;
+
+    if (!ctx->failed) {
+        if (ngx_http_history_link_up(hmcf->link, &b->key)) {
+            part->unit = ngx_http_history_link_send(hmcf->link, b,
+                                                    ngx_http_history_reply,
+                                                    part);
+
+        } else {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "history: redis is away");
+        }
+    }
+
+    if (part->unit == NULL) {
         ctx->failed = 1;
+        ctx->left--;
+    }
+
+    if (ctx->nsent < ctx->nparts) {
+        return NGX_OK;
+    }
+
+    if (ctx->left == 0) {
+        ctx->done = 1;
         return NGX_DECLINED;
     }
 
@@ -150,60 +207,98 @@ ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 }
 
 
-/* called by the link: keep what the request needs, wake it up */
+/*
+ * Called by the link for each unit: keep what the request needs, and
+ * wake it up once every unit has been answered.
+ */
 
 void
-ngx_http_history_reply(ngx_http_history_cmd_t *cmd, redisReply *reply)
+ngx_http_history_reply(void *data, redisReply *reply)
 {
-    size_t                   i;
-    ngx_str_t               *id;
-    redisReply              *e;
+    ngx_http_history_part_t *part = data;
+
+    ngx_int_t                rc;
     ngx_http_request_t      *r;
     ngx_http_history_ctx_t  *ctx;
 
-    ctx = cmd->data;
+    ctx = part->ctx;
     r = ctx->request;
 
-    ctx->cmd = NULL;
+    part->unit = NULL;
+    ctx->left--;
 
     if (reply == NULL) {
         ctx->failed = 1;
-        goto done;
-    }
 
-    if (ctx->op == NGX_HTTP_HISTORY_OP_FORGET) {
-        goto done;
-    }
+    } else if (!ctx->failed) {
 
-    if (ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
-        || ctx->op == NGX_HTTP_HISTORY_OP_VIEWS)
-    {
-        if ((ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
-             ? ngx_http_history_online_body(r, ctx, reply)
-             : ngx_http_history_views_body(r, ctx, reply))
-            != NGX_OK)
-        {
+        switch (ctx->op) {
+
+        case NGX_HTTP_HISTORY_OP_FORGET:
+            rc = NGX_OK;
+            break;
+
+        case NGX_HTTP_HISTORY_OP_ONLINE:
+            rc = ngx_http_history_online_body(r, ctx, reply);
+            break;
+
+        case NGX_HTTP_HISTORY_OP_VIEWS:
+            rc = ngx_http_history_views_count(r, ctx, part - ctx->parts,
+                                              reply);
+            break;
+
+        default: /* NGX_HTTP_HISTORY_OP_FETCH, NGX_HTTP_HISTORY_OP_SERVE */
+            rc = ngx_http_history_reply_list(r, ctx, reply);
+        }
+
+        if (rc != NGX_OK) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "history: unexpected reply from redis");
             ctx->failed = 1;
         }
-
-        goto done;
     }
+
+    if (ctx->left || ctx->nsent < ctx->nparts) {
+        return;
+    }
+
+    if (ctx->op == NGX_HTTP_HISTORY_OP_VIEWS && !ctx->failed
+        && ngx_http_history_views_body(r, ctx) != NGX_OK)
+    {
+        ctx->failed = 1;
+    }
+
+    ctx->done = 1;
+
+    if (ctx->event.timer_set) {
+        ngx_del_timer(&ctx->event);
+    }
+
+    ngx_post_event(&ctx->event, &ngx_posted_events);
+}
+
+
+/* the ids of a list, copied into the request's pool */
+
+static ngx_int_t
+ngx_http_history_reply_list(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, redisReply *reply)
+{
+    size_t       i;
+    ngx_str_t   *id;
+    redisReply  *e;
 
     if (reply->type != REDIS_REPLY_ARRAY) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "history: redis answered a read with a reply "
                       "of type %d", reply->type);
-        ctx->failed = 1;
-        goto done;
+        return NGX_DECLINED;
     }
 
     ctx->ids = ngx_array_create(r->pool, reply->elements + 1,
                                 sizeof(ngx_str_t));
     if (ctx->ids == NULL) {
-        ctx->failed = 1;
-        goto done;
+        return NGX_ERROR;
     }
 
     for (i = 0; i < reply->elements; i++) {
@@ -215,29 +310,35 @@ ngx_http_history_reply(ngx_http_history_cmd_t *cmd, redisReply *reply)
 
         id = ngx_array_push(ctx->ids);
         if (id == NULL) {
-            ctx->failed = 1;
-            goto done;
+            return NGX_ERROR;
         }
 
         id->len = e->len;
         id->data = ngx_pnalloc(r->pool, e->len);
         if (id->data == NULL) {
-            ctx->failed = 1;
-            goto done;
+            return NGX_ERROR;
         }
 
         ngx_memcpy(id->data, e->str, e->len);
     }
 
-done:
+    return NGX_OK;
+}
 
-    ctx->done = 1;
 
-    if (ctx->event.timer_set) {
-        ngx_del_timer(&ctx->event);
+/* nothing may call back into the request any more */
+
+static void
+ngx_http_history_cancel(ngx_http_history_ctx_t *ctx)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ctx->nsent; i++) {
+        if (ctx->parts[i].unit) {
+            ngx_http_history_link_cancel(ctx->parts[i].unit);
+            ctx->parts[i].unit = NULL;
+        }
     }
-
-    ngx_post_event(&ctx->event, &ngx_posted_events);
 }
 
 
@@ -260,8 +361,7 @@ ngx_http_history_resume(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "history: redis did not answer in time");
 
-        ngx_http_history_link_cancel(ctx->cmd);
-        ctx->cmd = NULL;
+        ngx_http_history_cancel(ctx);
         ctx->failed = 1;
         ctx->done = 1;
     }
@@ -293,10 +393,7 @@ ngx_http_history_cleanup(void *data)
 {
     ngx_http_history_ctx_t  *ctx = data;
 
-    if (ctx->cmd) {
-        ngx_http_history_link_cancel(ctx->cmd);
-        ctx->cmd = NULL;
-    }
+    ngx_http_history_cancel(ctx);
 
     if (ctx->event.timer_set) {
         ngx_del_timer(&ctx->event);

@@ -209,103 +209,31 @@ ngx_http_history_record(ngx_http_request_t *r,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "history: record \"%V\" for \"%V\"", id, &k);
 
-    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+    ngx_http_history_batch_init(&b, &k);
 
-    ngx_http_history_command(&b, "MULTI");
+    ngx_http_history_batch_command(&b, "MULTI");
 
-    ngx_http_history_command(&b, "LREM");
-    ngx_http_history_arg(&b, k.data, k.len);
-    ngx_http_history_arg(&b, (u_char *) "0", 1);
-    ngx_http_history_arg(&b, id->data, id->len);
+    ngx_http_history_batch_command(&b, "LREM");
+    ngx_http_history_batch_key(&b, &k);
+    ngx_http_history_batch_arg(&b, (u_char *) "0", 1);
+    ngx_http_history_batch_arg(&b, id->data, id->len);
 
-    ngx_http_history_command(&b, "LPUSH");
-    ngx_http_history_arg(&b, k.data, k.len);
-    ngx_http_history_arg(&b, id->data, id->len);
+    ngx_http_history_batch_command(&b, "LPUSH");
+    ngx_http_history_batch_key(&b, &k);
+    ngx_http_history_batch_arg(&b, id->data, id->len);
 
-    ngx_http_history_command(&b, "LTRIM");
-    ngx_http_history_arg(&b, k.data, k.len);
-    ngx_http_history_arg(&b, (u_char *) "0", 1);
-    ngx_http_history_arg(&b, hlcf->trim.data, hlcf->trim.len);
+    ngx_http_history_batch_command(&b, "LTRIM");
+    ngx_http_history_batch_key(&b, &k);
+    ngx_http_history_batch_arg(&b, (u_char *) "0", 1);
+    ngx_http_history_batch_arg(&b, hlcf->trim.data, hlcf->trim.len);
 
-    ngx_http_history_command(&b, "EXPIRE");
-    ngx_http_history_arg(&b, k.data, k.len);
-    ngx_http_history_arg(&b, hlcf->ttl.data, hlcf->ttl.len);
+    ngx_http_history_batch_command(&b, "EXPIRE");
+    ngx_http_history_batch_key(&b, &k);
+    ngx_http_history_batch_arg(&b, hlcf->ttl.data, hlcf->ttl.len);
 
-    ngx_http_history_command(&b, "EXEC");
+    ngx_http_history_batch_command(&b, "EXEC");
 
-    (void) ngx_http_history_batch_send(link, &k, &b, NULL, NULL);
-}
-
-
-/*
- * A unit of work being built: commands, their arguments, and room for the
- * numbers among them.  Lives on the stack of the one who sends it.
- */
-
-void
-ngx_http_history_command(ngx_http_history_batch_t *b, char *name)
-{
-    ngx_http_history_argv_t  *u;
-
-    if (b->nunits == NGX_HTTP_HISTORY_UNIT_MAX) {
-        b->overflow = 1;
-        return;
-    }
-
-    u = &b->unit[b->nunits++];
-
-    u->argc = 0;
-    u->argv = &b->argv[b->nargs];
-    u->argvlen = &b->len[b->nargs];
-
-    ngx_http_history_arg(b, (u_char *) name, ngx_strlen(name));
-}
-
-
-void
-ngx_http_history_arg(ngx_http_history_batch_t *b, u_char *data, size_t len)
-{
-    if (b->overflow || b->nargs == NGX_HTTP_HISTORY_ARGS_MAX) {
-        b->overflow = 1;
-        return;
-    }
-
-    b->argv[b->nargs] = (const char *) data;
-    b->len[b->nargs++] = len;
-    b->unit[b->nunits - 1].argc++;
-}
-
-
-void
-ngx_http_history_arg_num(ngx_http_history_batch_t *b, time_t n)
-{
-    u_char  *p;
-
-    if (b->used + NGX_TIME_T_LEN > sizeof(b->numbers)) {
-        b->overflow = 1;
-        return;
-    }
-
-    p = b->numbers + b->used;
-    b->used = ngx_sprintf(p, "%T", n) - b->numbers;
-
-    ngx_http_history_arg(b, p, b->numbers + b->used - p);
-}
-
-
-ngx_http_history_cmd_t *
-ngx_http_history_batch_send(ngx_http_history_link_t *link, ngx_str_t *key,
-    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
-    void *data)
-{
-    if (b->overflow) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "history: too many redis commands in one unit");
-        return NULL;
-    }
-
-    return ngx_http_history_link_send(link, key, b->unit, b->nunits,
-                                      handler, data);
+    (void) ngx_http_history_link_send(link, &b, NULL, NULL);
 }
 
 
@@ -401,33 +329,39 @@ ngx_http_history_last_action(ngx_http_request_t *r,
         return;
     }
 
-    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+    /* the visitor's key and the online set: two keys, two units */
 
-    ngx_http_history_command(&b, "SET");
-    ngx_http_history_arg(&b, k.data, k.len);
-    ngx_http_history_arg_num(&b, now);
-    ngx_http_history_arg(&b, (u_char *) "EX", 2);
-    ngx_http_history_arg_num(&b, hlcf->online_timeout);
+    ngx_http_history_batch_init(&b, &k);
 
-    ngx_http_history_command(&b, "ZADD");
-    ngx_http_history_arg(&b, online.data, online.len);
-    ngx_http_history_arg_num(&b, now);
-    ngx_http_history_arg(&b, key->data, key->len);
+    ngx_http_history_batch_command(&b, "SET");
+    ngx_http_history_batch_key(&b, &k);
+    ngx_http_history_batch_number(&b, now);
+    ngx_http_history_batch_arg(&b, (u_char *) "EX", 2);
+    ngx_http_history_batch_number(&b, hlcf->online_timeout);
+
+    (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
+
+    ngx_http_history_batch_init(&b, &online);
+
+    ngx_http_history_batch_command(&b, "ZADD");
+    ngx_http_history_batch_key(&b, &online);
+    ngx_http_history_batch_number(&b, now);
+    ngx_http_history_batch_arg(&b, key->data, key->len);
 
     if (hmcf->pruned != now) {
         hmcf->pruned = now;
 
-        ngx_http_history_command(&b, "ZREMRANGEBYSCORE");
-        ngx_http_history_arg(&b, online.data, online.len);
-        ngx_http_history_arg(&b, (u_char *) "-inf", 4);
-        ngx_http_history_arg_num(&b, now - hlcf->online_timeout);
+        ngx_http_history_batch_command(&b, "ZREMRANGEBYSCORE");
+        ngx_http_history_batch_key(&b, &online);
+        ngx_http_history_batch_arg(&b, (u_char *) "-inf", 4);
+        ngx_http_history_batch_number(&b, now - hlcf->online_timeout);
 
-        ngx_http_history_command(&b, "EXPIRE");
-        ngx_http_history_arg(&b, online.data, online.len);
-        ngx_http_history_arg_num(&b, hlcf->online_timeout);
+        ngx_http_history_batch_command(&b, "EXPIRE");
+        ngx_http_history_batch_key(&b, &online);
+        ngx_http_history_batch_number(&b, hlcf->online_timeout);
     }
 
-    (void) ngx_http_history_batch_send(hmcf->link, key, &b, NULL, NULL);
+    (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
 }
 
 
@@ -445,7 +379,10 @@ ngx_http_history_count(ngx_http_request_t *r,
     ngx_str_t                  k, day;
     ngx_http_history_batch_t   b;
 
-    ngx_memzero(&b, offsetof(ngx_http_history_batch_t, unit));
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "history: count \"%V\"", id);
+
+    /* each counter is a key of its own, and a unit of its own */
 
     if (ngx_http_history_make_key(r, hlcf, "views:", id, NULL, &k)
         != NGX_OK)
@@ -453,8 +390,11 @@ ngx_http_history_count(ngx_http_request_t *r,
         return;
     }
 
-    ngx_http_history_command(&b, "INCR");
-    ngx_http_history_arg(&b, k.data, k.len);
+    ngx_http_history_batch_init(&b, &k);
+    ngx_http_history_batch_command(&b, "INCR");
+    ngx_http_history_batch_key(&b, &k);
+
+    (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
 
     if (hlcf->count_flags & NGX_HTTP_HISTORY_COUNT_DAILY) {
         ngx_http_history_today(hmcf, &day);
@@ -465,12 +405,16 @@ ngx_http_history_count(ngx_http_request_t *r,
             return;
         }
 
-        ngx_http_history_command(&b, "INCR");
-        ngx_http_history_arg(&b, k.data, k.len);
+        ngx_http_history_batch_init(&b, &k);
 
-        ngx_http_history_command(&b, "EXPIRE");
-        ngx_http_history_arg(&b, k.data, k.len);
-        ngx_http_history_arg_num(&b, hlcf->count_expire);
+        ngx_http_history_batch_command(&b, "INCR");
+        ngx_http_history_batch_key(&b, &k);
+
+        ngx_http_history_batch_command(&b, "EXPIRE");
+        ngx_http_history_batch_key(&b, &k);
+        ngx_http_history_batch_number(&b, hlcf->count_expire);
+
+        (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
     }
 
     if ((hlcf->count_flags & NGX_HTTP_HISTORY_COUNT_UNIQUE) && key->len) {
@@ -480,15 +424,13 @@ ngx_http_history_count(ngx_http_request_t *r,
             return;
         }
 
-        ngx_http_history_command(&b, "PFADD");
-        ngx_http_history_arg(&b, k.data, k.len);
-        ngx_http_history_arg(&b, key->data, key->len);
+        ngx_http_history_batch_init(&b, &k);
+        ngx_http_history_batch_command(&b, "PFADD");
+        ngx_http_history_batch_key(&b, &k);
+        ngx_http_history_batch_arg(&b, key->data, key->len);
+
+        (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
     }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "history: count \"%V\"", id);
-
-    (void) ngx_http_history_batch_send(hmcf->link, id, &b, NULL, NULL);
 }
 
 

@@ -81,7 +81,7 @@ fuzz_format(const uint8_t *data, size_t size)
     size_t                    n, argvlen[FUZZ_ARGS_MAX];
     const char               *argv[FUZZ_ARGS_MAX];
     const uint8_t            *end;
-    ngx_http_history_argv_t   cmd;
+    ngx_http_history_command_t   cmd;
 
     end = data + size;
     argc = 0;

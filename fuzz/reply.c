@@ -22,8 +22,10 @@
  *   forget       DEL
  *   online       ngx_http_history_online_body(), with ?ids= parsed by
  *                ngx_http_history_parse_ids()
- *   views        ngx_http_history_views_body(), once for each
- *                history_views setting (total; daily; unique; both)
+ *   views        ngx_http_history_views_count() for each count (the
+ *                same reply for each), then ngx_http_history_views_body(),
+ *                once for each history_views setting (total; daily;
+ *                unique; both)
  *
  * Checked: a read fails exactly when the reply has the wrong shape; the
  * ids kept are the reply's non-empty strings, in order; the JSON bodies are
@@ -91,12 +93,18 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 
+/*
+ * The link's callback for each of n units a request waits for, with the
+ * same reply (history_views waits for one unit per count, the others for
+ * one unit).
+ */
+
 static ngx_http_history_ctx_t *
 fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
-    redisReply *reply)
+    ngx_uint_t n, redisReply *reply)
 {
+    ngx_uint_t               i;
     ngx_http_history_ctx_t  *ctx;
-    ngx_http_history_cmd_t   cmd;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
     if (ctx == NULL) {
@@ -109,14 +117,31 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     ctx->event.data = ctx;
     ctx->event.log = r->connection->log;
 
-    ngx_memzero(&cmd, sizeof(ngx_http_history_cmd_t));
-    cmd.data = ctx;
-    ctx->cmd = &cmd;
+    ctx->parts = ngx_pcalloc(r->pool, n * sizeof(ngx_http_history_part_t));
+    ctx->counts = ngx_pcalloc(r->pool, n * sizeof(off_t));
+    if (ctx->parts == NULL || ctx->counts == NULL) {
+        abort();
+    }
 
-    ngx_http_history_reply(&cmd, reply);
+    ctx->nparts = n;
+    ctx->nsent = n;
+    ctx->left = n;
 
-    FUZZ_CHECK(ctx->cmd == NULL, "op %lu: ctx->cmd left set",
-               (unsigned long) op);
+    for (i = 0; i < n; i++) {
+        /* a unit in flight, as far as the request knows */
+        ctx->parts[i].ctx = ctx;
+        ctx->parts[i].unit = (ngx_http_history_unit_t *) ctx;
+    }
+
+    for (i = 0; i < n; i++) {
+        FUZZ_CHECK(!ctx->done, "op %lu: done before the last reply",
+                   (unsigned long) op);
+        ngx_http_history_reply(&ctx->parts[i], reply);
+        FUZZ_CHECK(ctx->parts[i].unit == NULL, "op %lu: unit left set",
+                   (unsigned long) op);
+    }
+
+    FUZZ_CHECK(ctx->left == 0, "op %lu: replies left", (unsigned long) op);
     FUZZ_CHECK(ctx->done, "op %lu: not done", (unsigned long) op);
     FUZZ_CHECK(ctx->event.posted, "op %lu: the request was not woken up",
                (unsigned long) op);
@@ -335,7 +360,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_int_t                    n, rc;
     ngx_str_t                    exclude, value;
     ngx_uint_t                   limit, views, count, want;
-    redisReply                  *reply, *e;
+    redisReply                  *reply;
     ngx_array_t                 *ids;
     redisReader                 *reader;
     ngx_http_request_t          *r;
@@ -427,12 +452,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         ctx = fuzz_call(r, count % 2 ? NGX_HTTP_HISTORY_OP_SERVE
                                      : NGX_HTTP_HISTORY_OP_FETCH,
-                        NULL, reply);
+                        NULL, 1, reply);
         fuzz_list(r, ctx, reply, &exclude, limit);
 
         /* forget: any answer will do */
 
-        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FORGET, NULL, reply);
+        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FORGET, NULL, 1, reply);
         FUZZ_CHECK(!ctx->failed, "forget failed on a reply");
 
         if (ids == NULL) {
@@ -450,32 +475,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    || (reply->element[1]->type == REDIS_REPLY_ARRAY
                        && reply->element[1]->elements == ids->nelts));
 
-        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, reply);
+        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, 1, reply);
         fuzz_body(ctx, "online", want);
 
-        /* views: [totals, (todays), (unique count per id)...] */
+        /* views: a count per id and kind (total, today, unique) */
 
-        for (views = 0; views < 4; views++) {
+        for (views = 0; views < 4 && ids->nelts; views++) {
             fuzz_hlcf.views = views;
 
-            j = 1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
-                + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? ids->nelts : 0);
+            j = ids->nelts
+                * (1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
+                   + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? 1 : 0));
 
-            want = reply->type == REDIS_REPLY_ARRAY && reply->elements == j;
+            want = reply->type == REDIS_REPLY_STRING
+                   || reply->type == REDIS_REPLY_INTEGER
+                   || reply->type == REDIS_REPLY_NIL;
 
-            if (want) {
-                e = reply->element[0];
-                want = e->type == REDIS_REPLY_ARRAY
-                       && e->elements == ids->nelts;
-            }
-
-            if (want && (views & NGX_HTTP_HISTORY_COUNT_DAILY)) {
-                e = reply->element[1];
-                want = e->type == REDIS_REPLY_ARRAY
-                       && e->elements == ids->nelts;
-            }
-
-            ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_VIEWS, ids, reply);
+            ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_VIEWS, ids, j, reply);
             fuzz_body(ctx, "views", want);
         }
 
@@ -486,7 +502,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* and a unit that failed: no reply at all */
 
-    ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FETCH, NULL, NULL);
+    ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FETCH, NULL, 1, NULL);
     FUZZ_CHECK(ctx->failed, "a read without a reply did not fail");
 
     redisReaderFree(reader);
