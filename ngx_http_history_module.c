@@ -221,7 +221,6 @@ ngx_module_t  ngx_http_history_module = {
 
 static ngx_str_t  ngx_http_history_default_key =
     ngx_string("$cookie_sessionid");
-ngx_str_t  ngx_http_history_default_pattern = ngx_string("^[0-9]+$");
 
 
 static ngx_http_variable_t  ngx_http_history_vars[] = {
@@ -496,14 +495,14 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_regex_compile_t  rc;
 #endif
 
-    if (hlcf->pattern != NGX_CONF_UNSET_PTR) {
+    if (hlcf->id_check != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        hlcf->pattern = NULL;
+        hlcf->id_check = NGX_HTTP_HISTORY_ID_ANY;
         return NGX_CONF_OK;
     }
 
@@ -523,6 +522,7 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    hlcf->id_check = NGX_HTTP_HISTORY_ID_PATTERN;
     hlcf->pattern = rc.regex;
 
     return NGX_CONF_OK;
@@ -672,11 +672,6 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_str_t                          name;
     ngx_http_compile_complex_value_t   ccv;
 
-#if (NGX_PCRE)
-    u_char                             errstr[NGX_MAX_CONF_ERRSTR];
-    ngx_regex_compile_t                rc;
-#endif
-
     ngx_conf_init_msec_value(hmcf->redis.connect_timeout, 1000);
     ngx_conf_init_msec_value(hmcf->redis.timeout, 1000);
     ngx_conf_init_uint_value(hmcf->redis.queue, 10000);
@@ -713,24 +708,6 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-#if (NGX_PCRE)
-
-    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
-
-    rc.pattern = ngx_http_history_default_pattern;
-    rc.pool = cf->pool;
-    rc.err.len = NGX_MAX_CONF_ERRSTR;
-    rc.err.data = errstr;
-
-    if (ngx_regex_compile(&rc) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V", &rc.err);
-        return NGX_CONF_ERROR;
-    }
-
-    hmcf->default_pattern = rc.regex;
-
-#endif
-
     return NGX_CONF_OK;
 }
 
@@ -759,7 +736,7 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
     hlcf->expire = NGX_CONF_UNSET;
     hlcf->status = NGX_CONF_UNSET_PTR;
 #if (NGX_PCRE)
-    hlcf->pattern = NGX_CONF_UNSET_PTR;
+    hlcf->id_check = NGX_CONF_UNSET_UINT;
 #endif
     hlcf->serve = NGX_CONF_UNSET_UINT;
     hlcf->fallback = NGX_CONF_UNSET_UINT;
@@ -795,12 +772,13 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->length, prev->length, 5);
     ngx_conf_merge_value(conf->expire, prev->expire, 90 * 86400);
     ngx_conf_merge_ptr_value(conf->status, prev->status, NULL);
+    if (conf->id_check == NGX_CONF_UNSET_UINT) {
+        conf->id_check = (prev->id_check == NGX_CONF_UNSET_UINT)
+                         ? NGX_HTTP_HISTORY_ID_DIGITS : prev->id_check;
 #if (NGX_PCRE)
-    ngx_conf_merge_ptr_value(conf->pattern, prev->pattern,
-                             hmcf->default_pattern);
-
-    conf->digits = (conf->pattern == hmcf->default_pattern);
+        conf->pattern = prev->pattern;
 #endif
+    }
 
     ngx_conf_merge_uint_value(conf->serve, prev->serve, 0);
     ngx_conf_merge_uint_value(conf->fallback, prev->fallback,

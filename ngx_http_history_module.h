@@ -40,6 +40,11 @@
 #define NGX_HTTP_HISTORY_OP_ONLINE    3
 #define NGX_HTTP_HISTORY_OP_VIEWS     4
 
+/* what history_id_pattern checks */
+#define NGX_HTTP_HISTORY_ID_DIGITS    0      /* the default, ^[0-9]+$ */
+#define NGX_HTTP_HISTORY_ID_ANY       1      /* off */
+#define NGX_HTTP_HISTORY_ID_PATTERN   2      /* a regular expression */
+
 #define NGX_HTTP_HISTORY_COUNT_DAILY  0x01
 #define NGX_HTTP_HISTORY_COUNT_UNIQUE 0x02
 
@@ -72,9 +77,6 @@ typedef struct {
     ngx_http_history_redis_conf_t   redis;
     ngx_http_history_link_t        *link;
     ngx_http_complex_value_t       *default_key;
-#if (NGX_PCRE)
-    ngx_regex_t                    *default_pattern;
-#endif
     ngx_fd_t                        random;
 
     ngx_shm_zone_t                 *stats_zone;
@@ -95,9 +97,9 @@ typedef struct {
     ngx_uint_t                      length;
     time_t                          expire;
     ngx_array_t                    *status;
+    ngx_uint_t                      id_check;
 #if (NGX_PCRE)
     ngx_regex_t                    *pattern;
-    ngx_flag_t                      digits;    /* the default pattern */
 #endif
     ngx_uint_t                      serve;
     ngx_uint_t                      fallback;
@@ -157,6 +159,7 @@ struct ngx_http_history_ctx_s {
     unsigned                        waiting:1;
     unsigned                        done:1;
     unsigned                        failed:1;
+    unsigned                        counted:1;
 };
 
 
@@ -245,14 +248,13 @@ char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_history_stats.c */
 ngx_int_t ngx_http_history_stats_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-void ngx_http_history_count_read(ngx_http_request_t *r,
+void ngx_http_history_stats_read(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx);
 ngx_int_t ngx_http_history_stats_handler(ngx_http_request_t *r);
 char *ngx_http_history_stats(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
-extern ngx_str_t     ngx_http_history_default_pattern;
 extern ngx_module_t  ngx_http_history_module;
 
 

@@ -71,6 +71,7 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     if (key->len == 0) {
         ctx->op = op;
         ctx->failed = 0;
+        ctx->counted = 0;
         ctx->done = 1;
         return NGX_DECLINED;
     }
@@ -118,6 +119,7 @@ ngx_http_history_wait(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 
     ctx->op = op;
     ctx->failed = 0;
+    ctx->counted = 0;
     ctx->done = 1;
 
     if (hmcf->link == NULL) {
@@ -369,7 +371,7 @@ ngx_http_history_resume(ngx_event_t *ev)
     ctx->waiting = 0;
 
     if (ctx->op == NGX_HTTP_HISTORY_OP_FETCH) {
-        ngx_http_history_count_read(r, ctx);
+        ngx_http_history_stats_read(r, ctx);
 
         if (r == r->main) {
             r->read_event_handler = ngx_http_block_reading;
@@ -451,7 +453,7 @@ ngx_http_history_fetch_handler(ngx_http_request_t *r)
         return NGX_AGAIN;
     }
 
-    ngx_http_history_count_read(r, ctx);
+    ngx_http_history_stats_read(r, ctx);
 
     return NGX_DECLINED;
 }
@@ -527,7 +529,7 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
-    ngx_http_history_count_read(r, ctx);
+    ngx_http_history_stats_read(r, ctx);
 
     if (ctx->failed && hlcf->fallback == NGX_HTTP_HISTORY_ERROR) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;

@@ -151,9 +151,9 @@ ngx_http_history_valid_id(ngx_http_request_t *r,
         }
     }
 
-#if (NGX_PCRE)
+    switch (hlcf->id_check) {
 
-    if (hlcf->digits) {
+    case NGX_HTTP_HISTORY_ID_DIGITS:
 
         /* the default pattern, "^[0-9]+$", checked without PCRE */
 
@@ -164,19 +164,22 @@ ngx_http_history_valid_id(ngx_http_request_t *r,
         }
 
         return NGX_OK;
-    }
-
-    /* a PCRE error (a match limit hit) does not count as a match */
-
-    if (hlcf->pattern && ngx_regex_exec(hlcf->pattern, id, NULL, 0) < 0) {
-        goto mismatch;
-    }
-
-#endif
-
-    return NGX_OK;
 
 #if (NGX_PCRE)
+    case NGX_HTTP_HISTORY_ID_PATTERN:
+
+        /* a PCRE error (a match limit hit) does not count as a match */
+
+        if (ngx_regex_exec(hlcf->pattern, id, NULL, 0) < 0) {
+            goto mismatch;
+        }
+
+        return NGX_OK;
+#endif
+
+    default: /* NGX_HTTP_HISTORY_ID_ANY */
+        return NGX_OK;
+    }
 
 mismatch:
 
@@ -184,8 +187,6 @@ mismatch:
                   "history: product id \"%V\" does not match "
                   "history_id_pattern, view not recorded", id);
     return NGX_DECLINED;
-
-#endif
 }
 
 

@@ -72,10 +72,18 @@ ngx_http_history_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 void
-ngx_http_history_count_read(ngx_http_request_t *r,
+ngx_http_history_stats_read(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx)
 {
     ngx_http_history_main_conf_t  *hmcf;
+
+    /* one read, one count: history_fetch and history_serve may share it */
+
+    if (ctx->counted) {
+        return;
+    }
+
+    ctx->counted = 1;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
 

@@ -1009,8 +1009,8 @@ fuzz_check_pattern(fuzz_call_t *fc)
     if (fuzz_is(&fc->value[1], "off")) {
         fuzz_want_ok(fc);
 
-        FUZZ_CHECK(fc->hlcf->pattern == NULL, "%s: a pattern stored",
-                   fuzz_line(fc));
+        FUZZ_CHECK(fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_ANY,
+                   "%s: ids still checked", fuzz_line(fc));
         return;
     }
 
@@ -1031,8 +1031,8 @@ fuzz_check_pattern(fuzz_call_t *fc)
 
     fuzz_want_ok(fc);
 
-    FUZZ_CHECK(fc->hlcf->pattern != NULL
-               && fc->hlcf->pattern != NGX_CONF_UNSET_PTR,
+    FUZZ_CHECK(fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_PATTERN
+               && fc->hlcf->pattern != NULL,
                "%s: no pattern stored", fuzz_line(fc));
 #endif
 }

@@ -170,9 +170,7 @@ fuzz_init(void)
     fuzz_hlcf.serve = NGX_HTTP_HISTORY_JSON;
     fuzz_hlcf.online_timeout = 300;
     fuzz_hlcf.views = 0;
-#if (NGX_PCRE)
-    fuzz_hlcf.pattern = NULL;
-#endif
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_ANY;
 }
 
 

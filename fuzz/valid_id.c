@@ -45,15 +45,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
 
-    rc.pattern = ngx_http_history_default_pattern;
+    ngx_str_set(&rc.pattern, "^[0-9]+$");
     rc.pool = fuzz_pool;
     rc.err.len = NGX_MAX_CONF_ERRSTR;
     rc.err.data = errstr;
 
     if (ngx_regex_compile(&rc) != NGX_OK) {
         fprintf(stderr, "ngx_regex_compile(\"%.*s\"): %.*s\n",
-                (int) ngx_http_history_default_pattern.len,
-                ngx_http_history_default_pattern.data,
+                (int) rc.pattern.len, rc.pattern.data,
                 (int) rc.err.len, rc.err.data);
         abort();
     }
@@ -140,9 +139,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* product ids: history_id_pattern off */
 
-#if (NGX_PCRE)
-    fuzz_hlcf.pattern = NULL;
-#endif
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_ANY;
 
     rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
 
@@ -155,15 +152,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "valid_id(\"%s\", pattern off) = %ld, expected %s",
                fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
 
-#if (NGX_PCRE)
+    /* product ids: the default, ^[0-9]+$, checked without PCRE */
 
-    /* product ids: the default pattern, ^[0-9]+$ */
-
-    fuzz_hlcf.pattern = fuzz_default_pattern;
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_DIGITS;
 
     rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
 
     want = size <= NGX_HTTP_HISTORY_ID_MAX && fuzz_digits(data, size);
+
+    FUZZ_CHECK((rc == NGX_OK) == want,
+               "valid_id(\"%s\", digits) = %ld, expected %s",
+               fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
+
+#if (NGX_PCRE)
+
+    /* the same pattern as a regular expression */
+
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_PATTERN;
+    fuzz_hlcf.pattern = fuzz_default_pattern;
+
+    rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
 
     FUZZ_CHECK(rc == NGX_OK || rc == NGX_DECLINED,
                "valid_id(\"%s\") = %ld", fuzz_show(data, size), (long) rc);
@@ -171,20 +179,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "valid_id(\"%s\", ^[0-9]+$) = %ld, expected %s",
                fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
 
-    /* the same pattern checked without PCRE, as merged locations do */
-
-    fuzz_hlcf.digits = 1;
-
-    rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
-
-    FUZZ_CHECK((rc == NGX_OK) == want,
-               "valid_id(\"%s\", digits) = %ld, expected %s",
-               fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
-
-    fuzz_hlcf.digits = 0;
     fuzz_hlcf.pattern = NULL;
 
 #endif
+
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_ANY;
 
     fuzz_done(r);
 
