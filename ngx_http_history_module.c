@@ -29,8 +29,8 @@ static void ngx_http_history_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_history_fallbacks[] = {
-    { ngx_string("empty"), NGX_HTTP_HISTORY_EMPTY },
-    { ngx_string("error"), NGX_HTTP_HISTORY_ERROR },
+    { ngx_string("empty"), NGX_HTTP_HISTORY_FALLBACK_EMPTY },
+    { ngx_string("error"), NGX_HTTP_HISTORY_FALLBACK_ERROR },
     { ngx_null_string, 0 }
 };
 
@@ -738,7 +738,7 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
 #if (NGX_PCRE)
     hlcf->id_check = NGX_CONF_UNSET_UINT;
 #endif
-    hlcf->serve = NGX_CONF_UNSET_UINT;
+    hlcf->format = NGX_CONF_UNSET_UINT;
     hlcf->fallback = NGX_CONF_UNSET_UINT;
     hlcf->fetch = NGX_CONF_UNSET;
     hlcf->forget = NGX_CONF_UNSET;
@@ -748,7 +748,7 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
     hlcf->online_timeout = NGX_CONF_UNSET;
     hlcf->count = NGX_CONF_UNSET_PTR;
     hlcf->count_expire = NGX_CONF_UNSET;
-    hlcf->views = NGX_CONF_UNSET_UINT;
+    hlcf->views_flags = NGX_CONF_UNSET_UINT;
 
     return hlcf;
 }
@@ -780,9 +780,9 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 #endif
     }
 
-    ngx_conf_merge_uint_value(conf->serve, prev->serve, 0);
+    ngx_conf_merge_uint_value(conf->format, prev->format, 0);
     ngx_conf_merge_uint_value(conf->fallback, prev->fallback,
-                              NGX_HTTP_HISTORY_EMPTY);
+                              NGX_HTTP_HISTORY_FALLBACK_EMPTY);
     ngx_conf_merge_value(conf->fetch, prev->fetch, 0);
     ngx_conf_merge_value(conf->forget, prev->forget, 0);
     ngx_conf_merge_ptr_value(conf->cookie, prev->cookie, NULL);
@@ -797,15 +797,15 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->count = NULL;
     }
 
-    if (conf->views == NGX_CONF_UNSET_UINT) {
-        conf->views = 0;
+    if (conf->views_flags == NGX_CONF_UNSET_UINT) {
+        conf->views_flags = 0;
     }
 
     if (hmcf->redis.addr == NULL) {
         if (conf->record) {
             name = "history_record";
 
-        } else if (conf->serve) {
+        } else if (conf->format) {
             name = "history_serve";
 
         } else if (conf->fetch) {
@@ -823,7 +823,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         } else if (conf->online) {
             name = "history_online";
 
-        } else if (conf->views) {
+        } else if (conf->views_flags) {
             name = "history_views";
 
         } else if (conf->stats) {

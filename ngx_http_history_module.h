@@ -28,11 +28,13 @@
 /* the longest expires= (68 years): now + expires cannot overflow */
 #define NGX_HTTP_HISTORY_COOKIE_EXPIRES_MAX  (68 * 365 * 86400)
 
-#define NGX_HTTP_HISTORY_JSON         1
-#define NGX_HTTP_HISTORY_TEXT         2
+/* what history_serve answers with */
+#define NGX_HTTP_HISTORY_FORMAT_JSON     1
+#define NGX_HTTP_HISTORY_FORMAT_TEXT     2
 
-#define NGX_HTTP_HISTORY_EMPTY        0
-#define NGX_HTTP_HISTORY_ERROR        1
+/* history_fallback: what a read answers when Redis does not */
+#define NGX_HTTP_HISTORY_FALLBACK_EMPTY  0
+#define NGX_HTTP_HISTORY_FALLBACK_ERROR  1
 
 #define NGX_HTTP_HISTORY_OP_FETCH     0
 #define NGX_HTTP_HISTORY_OP_SERVE     1
@@ -101,7 +103,7 @@ typedef struct {
 #if (NGX_PCRE)
     ngx_regex_t                    *pattern;
 #endif
-    ngx_uint_t                      serve;
+    ngx_uint_t                      format;    /* history_serve */
     ngx_uint_t                      fallback;
     ngx_flag_t                      fetch;
     ngx_flag_t                      forget;
@@ -112,7 +114,7 @@ typedef struct {
     ngx_http_complex_value_t       *count;
     ngx_uint_t                      count_flags;
     time_t                          count_expire;
-    ngx_uint_t                      views;
+    ngx_uint_t                      views_flags;
     ngx_flag_t                      online;
     ngx_flag_t                      stats;
 

@@ -181,7 +181,7 @@ ngx_http_history_views_handler(ngx_http_request_t *r)
      * visitors, in the order of ngx_http_history_views_count()
      */
 
-    n = ids->nelts * ngx_http_history_views_kinds(hlcf->views);
+    n = ids->nelts * ngx_http_history_views_kinds(hlcf->views_flags);
 
     ctx->counts = ngx_pcalloc(r->pool, n * sizeof(off_t));
     if (ctx->counts == NULL) {
@@ -193,14 +193,15 @@ ngx_http_history_views_handler(ngx_http_request_t *r)
         return ngx_http_history_query(r, ctx, rc);
     }
 
-    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) {
+    if (hlcf->views_flags & NGX_HTTP_HISTORY_COUNT_DAILY) {
         ngx_http_history_today(hmcf, &day);
     }
 
     for (kind = 0; kind < 3; kind++) {
 
-        if ((kind == 1 && !(hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY))
-            || (kind == 2 && !(hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE)))
+        if ((kind == 1 && !(hlcf->views_flags & NGX_HTTP_HISTORY_COUNT_DAILY))
+            || (kind == 2
+                && !(hlcf->views_flags & NGX_HTTP_HISTORY_COUNT_UNIQUE)))
         {
             continue;
         }
@@ -422,11 +423,11 @@ ngx_http_history_views_body(ngx_http_request_t *r,
     today = NULL;
     unique = NULL;
 
-    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_DAILY) {
+    if (hlcf->views_flags & NGX_HTTP_HISTORY_COUNT_DAILY) {
         today = total + n;
     }
 
-    if (hlcf->views & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
+    if (hlcf->views_flags & NGX_HTTP_HISTORY_COUNT_UNIQUE) {
         unique = (today ? today : total) + n;
     }
 
@@ -523,11 +524,13 @@ ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_http_core_loc_conf_t  *clcf;
 
-    if (hlcf->views != NGX_CONF_UNSET_UINT) {
+    if (hlcf->views_flags != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
-    if (ngx_http_history_count_flags(cf, cmd, 1, &hlcf->views) != NGX_OK) {
+    if (ngx_http_history_count_flags(cf, cmd, 1, &hlcf->views_flags)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -531,7 +531,7 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
 
     ngx_http_history_stats_read(r, ctx);
 
-    if (ctx->failed && hlcf->fallback == NGX_HTTP_HISTORY_ERROR) {
+    if (ctx->failed && hlcf->fallback == NGX_HTTP_HISTORY_FALLBACK_ERROR) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -584,7 +584,7 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
         }
     }
 
-    if (ngx_http_history_render(r, ctx->ids, hlcf->serve, &exclude, limit,
+    if (ngx_http_history_render(r, ctx->ids, hlcf->format, &exclude, limit,
                                 &body)
         != NGX_OK)
     {
@@ -596,7 +596,7 @@ send:
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = body.len;
 
-    if (hlcf->serve != NGX_HTTP_HISTORY_TEXT) {
+    if (hlcf->format != NGX_HTTP_HISTORY_FORMAT_TEXT) {
         ngx_str_set(&r->headers_out.content_type, "application/json");
 
     } else {
@@ -662,7 +662,7 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
             p = out->data;
         }
 
-        if (format == NGX_HTTP_HISTORY_JSON) {
+        if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             if (p) {
                 *p++ = '[';
             }
@@ -678,7 +678,7 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
                 continue;
             }
 
-            if (format == NGX_HTTP_HISTORY_JSON) {
+            if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
                 len += (n ? 1 : 0) + 2 + id[i].len
                        + ngx_escape_json(NULL, id[i].data, id[i].len);
 
@@ -711,7 +711,7 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
             n++;
         }
 
-        if (p && format == NGX_HTTP_HISTORY_JSON) {
+        if (p && format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             *p++ = ']';
         }
     }
@@ -751,8 +751,9 @@ ngx_http_history_variable(ngx_http_request_t *r,
     if (ctx == NULL || ctx->ids == NULL) {
         ngx_str_null(&s);
 
-    } else if (ngx_http_history_render(r, ctx->ids, NGX_HTTP_HISTORY_TEXT,
-                                       &none, NGX_MAX_UINT32_VALUE, &s)
+    } else if (ngx_http_history_render(r, ctx->ids,
+                                       NGX_HTTP_HISTORY_FORMAT_TEXT, &none,
+                                       NGX_MAX_UINT32_VALUE, &s)
                != NGX_OK)
     {
         return NGX_ERROR;
@@ -776,17 +777,17 @@ ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
-    if (hlcf->serve != NGX_CONF_UNSET_UINT) {
+    if (hlcf->format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
-        hlcf->serve = NGX_HTTP_HISTORY_JSON;
+        hlcf->format = NGX_HTTP_HISTORY_FORMAT_JSON;
 
     } else if (ngx_strcmp(value[1].data, "text") == 0) {
-        hlcf->serve = NGX_HTTP_HISTORY_TEXT;
+        hlcf->format = NGX_HTTP_HISTORY_FORMAT_TEXT;
 
     } else {
         return ngx_http_history_invalid(cf, cmd, &value[1],

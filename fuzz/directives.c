@@ -1046,10 +1046,10 @@ fuzz_check_serve(fuzz_call_t *fc)
     ngx_uint_t  want;
 
     if (fc->nargs == 0 || fuzz_is(&fc->value[1], "json")) {
-        want = NGX_HTTP_HISTORY_JSON;
+        want = NGX_HTTP_HISTORY_FORMAT_JSON;
 
     } else if (fuzz_is(&fc->value[1], "text")) {
-        want = NGX_HTTP_HISTORY_TEXT;
+        want = NGX_HTTP_HISTORY_FORMAT_TEXT;
 
     } else {
         fuzz_want_invalid(fc, 1, "it must be \"json\" or \"text\"");
@@ -1058,10 +1058,10 @@ fuzz_check_serve(fuzz_call_t *fc)
 
     fuzz_want_ok(fc);
 
-    FUZZ_CHECK(fc->hlcf->serve == want
+    FUZZ_CHECK(fc->hlcf->format == want
                && fc->clcf->handler == ngx_http_history_serve_handler,
                "%s: serve %lu, expected %lu, or not the handler",
-               fuzz_line(fc), (unsigned long) fc->hlcf->serve,
+               fuzz_line(fc), (unsigned long) fc->hlcf->format,
                (unsigned long) want);
 }
 
@@ -1245,10 +1245,10 @@ fuzz_check_views(fuzz_call_t *fc)
 
     fuzz_want_ok(fc);
 
-    FUZZ_CHECK(fc->hlcf->views == flags
+    FUZZ_CHECK(fc->hlcf->views_flags == flags
                && fc->clcf->handler == ngx_http_history_views_handler,
                "%s: views %lu, expected %lu, or not the handler",
-               fuzz_line(fc), (unsigned long) fc->hlcf->views,
+               fuzz_line(fc), (unsigned long) fc->hlcf->views_flags,
                (unsigned long) flags);
 }
 

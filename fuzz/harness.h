@@ -167,9 +167,9 @@ fuzz_init(void)
 
     /* as ngx_http_history_create_loc_conf() and merge would leave them */
     fuzz_hlcf.length = 50;
-    fuzz_hlcf.serve = NGX_HTTP_HISTORY_JSON;
+    fuzz_hlcf.format = NGX_HTTP_HISTORY_FORMAT_JSON;
     fuzz_hlcf.online_timeout = 300;
-    fuzz_hlcf.views = 0;
+    fuzz_hlcf.views_flags = 0;
     fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_ANY;
 }
 

@@ -155,6 +155,13 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
 }
 
 
+static const char *
+fuzz_format(ngx_uint_t format)
+{
+    return format == NGX_HTTP_HISTORY_FORMAT_JSON ? "json" : "text";
+}
+
+
 /* the list of a fetch or a serve, as ngx_http_history_respond() sends it */
 
 static void
@@ -205,8 +212,8 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     FUZZ_CHECK(k == ctx->ids->nelts, "list read: %lu ids kept, %lu expected",
                (unsigned long) ctx->ids->nelts, (unsigned long) k);
 
-    for (format = NGX_HTTP_HISTORY_JSON;
-         format <= NGX_HTTP_HISTORY_TEXT;
+    for (format = NGX_HTTP_HISTORY_FORMAT_JSON;
+         format <= NGX_HTTP_HISTORY_FORMAT_TEXT;
          format++)
     {
         ngx_str_null(&out);
@@ -214,14 +221,13 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         if (ngx_http_history_render(r, ctx->ids, format, exclude, limit, &out)
             != NGX_OK)
         {
-            FUZZ_CHECK(0, "render(%s) failed",
-                       format == NGX_HTTP_HISTORY_JSON ? "json" : "text");
+            FUZZ_CHECK(0, "render(%s) failed", fuzz_format(format));
         }
 
         p = out.data;
         last = out.data + out.len;
 
-        if (format == NGX_HTTP_HISTORY_JSON) {
+        if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             FUZZ_CHECK(fuzz_json_ok(out.data, out.len),
                        "render(json) is not one JSON value of %lu bytes: %s",
                        (unsigned long) out.len,
@@ -258,7 +264,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
                 continue;
             }
 
-            if (format == NGX_HTTP_HISTORY_TEXT
+            if (format == NGX_HTTP_HISTORY_FORMAT_TEXT
                 && !ngx_http_history_safe_id(id[i].data, id[i].len))
             {
                 continue;
@@ -267,12 +273,12 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
             if (n) {
                 FUZZ_CHECK(p < last && *p == ',',
                            "render(%s): no comma before id %lu: %s",
-                           format == NGX_HTTP_HISTORY_JSON ? "json" : "text",
+                           fuzz_format(format),
                            (unsigned long) n, fuzz_show(out.data, out.len));
                 p++;
             }
 
-            if (format == NGX_HTTP_HISTORY_JSON) {
+            if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
                 p = (u_char *) fuzz_json_string(fuzz_json_ws(p, last), last,
                                                 dec, &len);
 
@@ -307,7 +313,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 
         free(dec);
 
-        if (format == NGX_HTTP_HISTORY_JSON) {
+        if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             FUZZ_CHECK(p + 1 == last,
                        "render(json): %ld bytes after %lu ids: %s",
                        (long) (last - p), (unsigned long) n,
@@ -481,7 +487,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* views: a count per id and kind (total, today, unique) */
 
         for (views = 0; views < 4 && ids->nelts; views++) {
-            fuzz_hlcf.views = views;
+            fuzz_hlcf.views_flags = views;
 
             j = ids->nelts
                 * (1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
@@ -495,7 +501,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_body(ctx, "views", want);
         }
 
-        fuzz_hlcf.views = 0;
+        fuzz_hlcf.views_flags = 0;
 
         ngx_http_history_reader_release(&rp);
     }
