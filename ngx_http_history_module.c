@@ -635,6 +635,18 @@ ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* what history_serve, _online, _views and _stats have in common */
+
+void
+ngx_http_history_set_handler(ngx_conf_t *cf, ngx_http_handler_pt h)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = h;
+}
+
+
 void *
 ngx_http_history_create_main_conf(ngx_conf_t *cf)
 {

@@ -186,6 +186,8 @@ void *ngx_http_history_create_main_conf(ngx_conf_t *cf);
 char *ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf);
 void *ngx_http_history_create_loc_conf(ngx_conf_t *cf);
 
+void ngx_http_history_set_handler(ngx_conf_t *cf, ngx_http_handler_pt h);
+
 /* ngx_http_history_record.c */
 ngx_int_t ngx_http_history_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_valid_id(ngx_http_request_t *r,
@@ -238,10 +240,14 @@ ngx_int_t ngx_http_history_fetch_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_serve_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_respond(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx);
+ngx_int_t ngx_http_history_send(ngx_http_request_t *r, ngx_str_t *type,
+    ngx_str_t *body);
+ngx_int_t ngx_http_history_get_arg(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
 ngx_int_t ngx_http_history_render(ngx_http_request_t *r,
     ngx_array_t *ids, ngx_uint_t format, ngx_str_t *exclude,
     ngx_uint_t limit, ngx_str_t *out);
-ngx_uint_t ngx_http_history_safe_id(u_char *p, size_t len);
+u_char *ngx_http_history_id_unsafe(u_char *p, size_t len);
 ngx_int_t ngx_http_history_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,

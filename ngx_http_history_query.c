@@ -31,7 +31,7 @@ static off_t ngx_http_history_reply_number(redisReply *e);
 ngx_int_t
 ngx_http_history_parse_ids(ngx_http_request_t *r, ngx_array_t **ids)
 {
-    u_char     *dst, *src, *p, *last, *start;
+    u_char     *p, *last, *start;
     ngx_str_t   value, *id;
 
     *ids = ngx_array_create(r->pool, 4, sizeof(ngx_str_t));
@@ -39,19 +39,16 @@ ngx_http_history_parse_ids(ngx_http_request_t *r, ngx_array_t **ids)
         return NGX_ERROR;
     }
 
-    if (ngx_http_arg(r, (u_char *) "ids", 3, &value) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    dst = ngx_pnalloc(r->pool, value.len);
-    if (dst == NULL) {
+    if (ngx_http_history_get_arg(r, "ids", &value) == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    start = dst;
-    src = value.data;
-    ngx_unescape_uri(&dst, &src, value.len, 0);
-    last = dst;
+    if (value.len == 0) {
+        return NGX_OK;
+    }
+
+    start = value.data;
+    last = value.data + value.len;
 
     for (p = start; p <= last; p++) {
         if (p < last && *p != ',') {
@@ -502,16 +499,13 @@ ngx_http_history_online(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_history_loc_conf_t *hlcf = conf;
 
-    ngx_http_core_loc_conf_t  *clcf;
-
     if (hlcf->online) {
         return "is duplicate";
     }
 
     hlcf->online = 1;
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_history_online_handler;
+    ngx_http_history_set_handler(cf, ngx_http_history_online_handler);
 
     return NGX_CONF_OK;
 }
@@ -521,8 +515,6 @@ char *
 ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_history_loc_conf_t *hlcf = conf;
-
-    ngx_http_core_loc_conf_t  *clcf;
 
     if (hlcf->views_flags != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -534,8 +526,7 @@ ngx_http_history_views(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_history_views_handler;
+    ngx_http_history_set_handler(cf, ngx_http_history_views_handler);
 
     return NGX_CONF_OK;
 }

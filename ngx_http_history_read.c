@@ -519,12 +519,9 @@ ngx_http_history_serve_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
 {
-    u_char                       *dst, *src;
-    ngx_int_t                     rc, n;
-    ngx_str_t                     body, exclude, value;
-    ngx_buf_t                    *b;
+    ngx_int_t                     n;
+    ngx_str_t                     body, exclude, value, type;
     ngx_uint_t                    limit;
-    ngx_chain_t                   out;
     ngx_http_history_loc_conf_t  *hlcf;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
@@ -560,21 +557,10 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
         goto send;
     }
 
-    ngx_str_null(&exclude);
     limit = NGX_MAX_UINT32_VALUE;
 
-    if (ngx_http_arg(r, (u_char *) "exclude", 7, &value) == NGX_OK
-        && value.len)
-    {
-        dst = ngx_pnalloc(r->pool, value.len);
-        if (dst == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        exclude.data = dst;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, 0);
-        exclude.len = dst - exclude.data;
+    if (ngx_http_history_get_arg(r, "exclude", &exclude) == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_http_arg(r, (u_char *) "limit", 5, &value) == NGX_OK) {
@@ -593,17 +579,31 @@ ngx_http_history_respond(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx)
 
 send:
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = body.len;
-
     if (hlcf->format != NGX_HTTP_HISTORY_FORMAT_TEXT) {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
+        ngx_str_set(&type, "application/json");
 
     } else {
-        ngx_str_set(&r->headers_out.content_type, "text/plain");
+        ngx_str_set(&type, "text/plain");
     }
 
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    return ngx_http_history_send(r, &type, &body);
+}
+
+
+/* a 200 answer with its body, for reads, queries and the stats */
+
+ngx_int_t
+ngx_http_history_send(ngx_http_request_t *r, ngx_str_t *type,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = body->len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
 
     rc = ngx_http_send_header(r);
 
@@ -611,7 +611,7 @@ send:
         return rc;
     }
 
-    if (body.len == 0) {
+    if (body->len == 0) {
         return ngx_http_send_special(r, NGX_HTTP_LAST);
     }
 
@@ -620,8 +620,8 @@ send:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->pos = body.data;
-    b->last = body.data + body.len;
+    b->pos = body->data;
+    b->last = body->data + body->len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
@@ -630,6 +630,42 @@ send:
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The value of an argument, percent-decoded into the request's pool:
+ * NGX_OK, or NGX_DECLINED if there is none (value is then empty)
+ */
+
+ngx_int_t
+ngx_http_history_get_arg(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   arg;
+
+    ngx_str_null(value);
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &arg) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (arg.len == 0) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, arg.len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+    src = arg.data;
+    ngx_unescape_uri(&dst, &src, arg.len, 0);
+    value->len = dst - value->data;
+
+    return NGX_OK;
 }
 
 
@@ -693,7 +729,7 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
                 }
 
             } else {
-                if (!ngx_http_history_safe_id(id[i].data, id[i].len)) {
+                if (ngx_http_history_id_unsafe(id[i].data, id[i].len)) {
                     continue;
                 }
 
@@ -722,18 +758,24 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
 }
 
 
-ngx_uint_t
-ngx_http_history_safe_id(u_char *p, size_t len)
+/*
+ * The first byte that an id never holds, whatever history_id_pattern
+ * says (a control character, a space or a comma: lists of ids are handed
+ * on comma-separated), or NULL
+ */
+
+u_char *
+ngx_http_history_id_unsafe(u_char *p, size_t len)
 {
     u_char  *last;
 
     for (last = p + len; p < last; p++) {
         if (*p <= ' ' || *p == ',' || *p == 0x7f) {
-            return 0;
+            return p;
         }
     }
 
-    return 1;
+    return NULL;
 }
 
 
@@ -774,8 +816,7 @@ ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_history_loc_conf_t *hlcf = conf;
 
-    ngx_str_t                 *value;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t  *value;
 
     if (hlcf->format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -794,8 +835,7 @@ ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                         "it must be \"json\" or \"text\"");
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_history_serve_handler;
+    ngx_http_history_set_handler(cf, ngx_http_history_serve_handler);
 
     return NGX_CONF_OK;
 }

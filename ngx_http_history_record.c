@@ -135,21 +135,16 @@ ngx_http_history_valid_id(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    /*
-     * whatever the pattern says, an id never holds a control character,
-     * a space or a comma: lists of ids are handed on comma-separated
-     */
+    p = ngx_http_history_id_unsafe(id->data, id->len);
+
+    if (p) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: product id has a byte 0x%02Xd at %uz, "
+                      "view not recorded", *p, p - id->data);
+        return NGX_DECLINED;
+    }
 
     last = id->data + id->len;
-
-    for (p = id->data; p < last; p++) {
-        if (*p <= ' ' || *p == ',' || *p == 0x7f) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "history: product id has a byte 0x%02Xd at %uz, "
-                          "view not recorded", *p, p - id->data);
-            return NGX_DECLINED;
-        }
-    }
 
     switch (hlcf->id_check) {
 

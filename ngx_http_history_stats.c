@@ -18,33 +18,39 @@
 #include "ngx_http_history_module.h"
 
 
+/* a field of ngx_http_history_link_stats_t, in its order, and its names */
+
 typedef struct {
     char                           *json;
     char                           *prometheus;
+    char                           *type;      /* Prometheus' metric type */
     char                           *help;
 } ngx_http_history_stats_name_t;
 
 
 static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
-    { "pid", "pid", "" },
-    { "connected", "redis_connected",
+    { "pid", "pid", NULL, "" },
+    { "connected", "redis_connected", "gauge",
       "Whether the worker's Redis link is connected." },
-    { "queue", "queue_depth",
+    { "queue", "queue_depth", "gauge",
       "Units of work waiting to be written or answered." },
-    { "queued", "commands_queued_total", "Units of work accepted." },
-    { "sent", "commands_sent_total", "Units of work written to Redis." },
-    { "replied", "commands_replied_total",
+    { "queued", "commands_queued_total", "counter",
+      "Units of work accepted." },
+    { "sent", "commands_sent_total", "counter",
+      "Units of work written to Redis." },
+    { "replied", "commands_replied_total", "counter",
       "Units of work Redis answered without an error." },
-    { "errors", "commands_errors_total",
+    { "errors", "commands_errors_total", "counter",
       "Units of work Redis answered with an error." },
-    { "dropped", "commands_dropped_total",
+    { "dropped", "commands_dropped_total", "counter",
       "Units of work dropped: the queue was full, or Redis was away "
       "while the worker exited." },
-    { "failed", "commands_failed_total",
+    { "failed", "commands_failed_total", "counter",
       "Units of work lost with a connection (maybe executed)." },
-    { "connects", "connects_total", "Connection attempts." },
-    { "reads", "reads_total", "Reads answered." },
-    { "fallbacks", "fallbacks_total", "Reads answered with the fallback." }
+    { "connects", "connects_total", "counter", "Connection attempts." },
+    { "reads", "reads_total", "counter", "Reads answered." },
+    { "fallbacks", "fallbacks_total", "counter",
+      "Reads answered with the fallback." }
 };
 
 
@@ -110,11 +116,9 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     u_char                         *p;
     size_t                          len;
     ngx_int_t                       rc;
-    ngx_str_t                       format;
-    ngx_buf_t                      *b;
+    ngx_str_t                       format, type, body;
     ngx_uint_t                      i, j, n, prometheus;
     ngx_atomic_uint_t               total[NGX_HTTP_HISTORY_STATS_FIELDS];
-    ngx_chain_t                     out;
     ngx_atomic_t                   *v;
     ngx_http_history_link_stats_t  *slots;
     ngx_http_history_main_conf_t   *hmcf;
@@ -132,8 +136,9 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
 
     prometheus = ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
-                 && format.len == 10
-                 && ngx_strncmp(format.data, "prometheus", 10) == 0;
+                 && format.len == sizeof("prometheus") - 1
+                 && ngx_strncmp(format.data, "prometheus",
+                                sizeof("prometheus") - 1) == 0;
 
     slots = hmcf->stats_zone->data;
 
@@ -162,12 +167,7 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = p;
+    body.data = p;
 
     if (prometheus) {
         for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
@@ -176,7 +176,7 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
                             ngx_http_history_stats_names[j].prometheus,
                             ngx_http_history_stats_names[j].help,
                             ngx_http_history_stats_names[j].prometheus,
-                            j <= 2 ? "gauge" : "counter");
+                            ngx_http_history_stats_names[j].type);
 
             for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
                 if (slots[i].pid) {
@@ -189,8 +189,7 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
             }
         }
 
-        ngx_str_set(&r->headers_out.content_type,
-                    "text/plain; version=0.0.4");
+        ngx_str_set(&type, "text/plain; version=0.0.4");
 
     } else {
         p = ngx_cpymem(p, "{\"workers\":[", sizeof("{\"workers\":[") - 1);
@@ -220,28 +219,12 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
 
         p = ngx_cpymem(p, "}}\n", 3);
 
-        ngx_str_set(&r->headers_out.content_type, "application/json");
+        ngx_str_set(&type, "application/json");
     }
 
-    b->last = p;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    body.len = p - body.data;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_history_send(r, &type, &body);
 }
 
 
@@ -250,16 +233,27 @@ ngx_http_history_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_history_loc_conf_t *hlcf = conf;
 
-    ngx_http_core_loc_conf_t  *clcf;
-
     if (hlcf->stats) {
         return "is duplicate";
     }
 
+    if (sizeof(ngx_http_history_stats_names)
+        != NGX_HTTP_HISTORY_STATS_FIELDS
+           * sizeof(ngx_http_history_stats_name_t))
+    {
+        /* a field of the link's figures without its names */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "history_stats: the table of names has %uz "
+                           "entries for %uz fields",
+                           sizeof(ngx_http_history_stats_names)
+                           / sizeof(ngx_http_history_stats_name_t),
+                           (size_t) NGX_HTTP_HISTORY_STATS_FIELDS);
+        return NGX_CONF_ERROR;
+    }
+
     hlcf->stats = 1;
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_history_stats_handler;
+    ngx_http_history_set_handler(cf, ngx_http_history_stats_handler);
 
     return NGX_CONF_OK;
 }

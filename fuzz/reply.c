@@ -265,7 +265,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
             }
 
             if (format == NGX_HTTP_HISTORY_FORMAT_TEXT
-                && !ngx_http_history_safe_id(id[i].data, id[i].len))
+                && ngx_http_history_id_unsafe(id[i].data, id[i].len))
             {
                 continue;
             }
