@@ -7,7 +7,8 @@
 /*
  * Statistics: the shared memory zone where each worker's link keeps its
  * figures, and history_stats, which reports them as JSON or for
- * Prometheus.  Reads the zone only; calls no other job.
+ * Prometheus.  Reads the zone; calls only ngx_http_history_send() of the
+ * read side, to answer.
  */
 
 
