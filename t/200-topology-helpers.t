@@ -15,6 +15,7 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use RedisTopology;
+use MockCluster;
 
 for my $tool (qw(redis-server redis-cli openssl)) {
     plan skip_all => "$tool is not installed"
@@ -123,6 +124,23 @@ my $t0 = time;
     is($c->slot_owner($slot), $to, 'slot map updated');
 
 
+    # the scripted node answers in the shapes the real nodes do
+
+    my $mport = cluster_base() + 100;
+    my $mock = MockCluster->start(port => $mport, slots => {
+        $mport => [[0, 16383]] }, replicas => { $mport => $mport + 1 },
+        health => { $mport + 1 => 'loading' }, log => "$root/mock-shape.log");
+
+    for my $sub (qw(SHARDS SLOTS)) {
+        my $real = $c->call($m[0], 'CLUSTER', $sub);
+        my $fake = RedisTopology::command($mport, 'CLUSTER', $sub);
+        is_deeply(shape($fake->[0]), shape($real->[0]),
+                  "CLUSTER $sub: the mock's reply has the real shape");
+    }
+
+    $mock->stop;
+
+
     # a manual failover and a kill -9
 
     my $replica = $c->replica_of($m[0]);
@@ -147,6 +165,98 @@ my $t0 = time;
     my @pids = map { $c->node($_)->pid } $c->live_ports;
     $c->stop;
     is(scalar(grep { !gone($_) } @pids), 0, 'stop: all nodes gone');
+}
+
+
+# a shard or slot range: names kept, values as their kinds; slot lists
+# (CLUSTER SHARDS) as one kind
+
+sub shape {
+    my $v = shift;
+
+    # a list of slot ranges, however many
+    return 'ranges' if ref $v eq 'ARRAY' && @$v % 2 == 0
+                       && !grep { ref || !/^\d+$/ } @$v;
+
+    return [map { shape($_) } @$v] if ref $v eq 'ARRAY';
+    return 'int' if $v =~ /^\d+$/;
+    return $v if $v =~ /^(slots|nodes|id|port|tls-port|ip|endpoint|role
+                          |replication-offset|health|hostname)$/x;
+    return 'string';
+}
+
+
+# the scripted cluster node: redirects as a real node sends them
+
+{
+    my $pa = cluster_base() + 100;
+    my $pb = $pa + 1;
+    my %slots = ($pa => [[0, 8191]], $pb => [[8192, 16383]]);
+
+    my $ma = MockCluster->start(port => $pa, slots => \%slots,
+                               log => "$root/mock-a.log");
+    my $mb = MockCluster->start(port => $pb, slots => \%slots,
+                               log => "$root/mock-b.log", script => [
+        { when => 'EXEC', reply => MockCluster::clusterdown() },
+        { when => qr/^GET close/, reply => 'close' },
+    ]);
+
+    my ($ka, $ka2) = grep { key_slot($_) < 8192 } 'a' .. 'z';
+    my ($kb) = grep { key_slot($_) >= 8192 } 'a' .. 'z';
+    my $sa = key_slot($ka);
+    my $sb = key_slot($kb);
+
+    my @r = map { "$_" } pipeline($pa,
+        ['SET', $ka, 'va'], ['SET', $kb, 'vb'],
+        ['MULTI'], ['LPUSH', $kb, 'x'], ['EXPIRE', $kb, 9], ['EXEC'],
+        ['MULTI'], ['SET', $ka, 1], ['SET', $ka2, 2], ['EXEC'],
+        ['MGET', $ka, $ka2]);
+
+    is_deeply(\@r, ['OK', "MOVED $sb 127.0.0.1:$pb",
+                    'OK', ("MOVED $sb 127.0.0.1:$pb") x 2,
+                    'EXECABORT Transaction discarded because of previous'
+                    . ' errors.',
+                    'OK', 'QUEUED', 'QUEUED',
+                    "CROSSSLOT Keys in request don't hash to the same slot",
+                    "CROSSSLOT Keys in request don't hash to the same slot"],
+              'mock: MOVED, EXECABORT, CROSSSLOT as a real node');
+
+    $ma->control('MIGRATING', $sa, $pb);
+    $mb->control('IMPORTING', $sa, $pa);
+    $ma->control('SLOTS', $sa, $sa, $pa);
+    $mb->control('SLOTS', $sa, $sa, $pa);
+
+    my $miss = "{$ka}m";
+    @r = map { defined $_ ? "$_" : 'nil' } pipeline($pa,
+        ['GET', $ka], ['GET', $miss], ['MGET', $ka, $miss]);
+    is_deeply(\@r, ['va', "ASK $sa 127.0.0.1:$pb",
+                    'TRYAGAIN Multiple keys request during rehashing of'
+                    . ' slot'], 'mock: ASK and TRYAGAIN while migrating');
+
+    @r = map { ref $_ eq 'ARRAY' ? "[@$_]" : defined $_ ? "$_" : 'nil' }
+         pipeline($pb, ['GET', $miss], ['ASKING'], ['GET', $miss],
+                  ['GET', $miss], ['ASKING'], ['MULTI'],
+                  ['SET', $miss, 1], ['GET', $miss], ['EXEC']);
+    is_deeply(\@r, ["MOVED $sa 127.0.0.1:$pa", 'OK', 'nil',
+                    "MOVED $sa 127.0.0.1:$pa", 'OK', 'OK', 'QUEUED',
+                    'QUEUED', 'CLUSTERDOWN The cluster is down'],
+              'mock: ASKING covers one command or one transaction;'
+              . ' the scripted EXEC');
+
+    my $conn = RedisTopology::connect_to(port => $pb);
+    $conn->send(['GET', 'close']);
+    ok(!eval { $conn->read_reply(2); 1 } && $@ =~ /closed/,
+       'mock: a scripted close');
+
+    is_deeply([$mb->names], ['GET ' . $miss, 'ASKING', "GET $miss",
+                            "GET $miss", 'ASKING', 'MULTI', "SET $miss 1",
+                            "GET $miss", 'EXEC', 'GET close'],
+              'mock: every command in the log');
+
+    my $pid = $ma->pid;
+    $ma->stop;
+    $mb->stop;
+    ok(!kill(0, $pid), 'mock stopped');
 }
 
 
