@@ -32,6 +32,10 @@ static void ngx_http_history_count(ngx_http_request_t *r,
 /*
  * Runs after the response has been sent: the view is handed to the
  * worker's Redis link and the request goes on without waiting for it.
+ * Only the main request is a visit: a subrequest (an SSI include,
+ * auth_request, mirror) is logged with log_subrequest on, but records,
+ * counts and writes nothing.  The configuration is the final location's
+ * (after rewrites and internal redirects), and so is the visitor's key.
  */
 
 ngx_int_t
@@ -41,6 +45,10 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
     ngx_uint_t                     i, status, *codes;
     ngx_http_history_loc_conf_t   *hlcf;
     ngx_http_history_main_conf_t  *hmcf;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
