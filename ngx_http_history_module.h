@@ -136,10 +136,11 @@ typedef struct {
 
 
 /*
- * A request's context.  On the main request it also holds who the visitor
- * is, for the main request and its subrequests alike.  A read waits for
- * one unit or, when its keys are in several slots (history_views), for
- * one unit per key: "left" are those not answered yet.
+ * A request's context.  On the main request it also holds the new
+ * visitor id issued in this request, if any, for the main request and its
+ * subrequests alike.  A read waits for one unit or, when its keys are in
+ * several slots (history_views), for one unit per key: "left" are those
+ * not answered yet.
  */
 
 struct ngx_http_history_ctx_s {
@@ -151,10 +152,10 @@ struct ngx_http_history_ctx_s {
     off_t                          *counts;
     ngx_event_t                     event;
     ngx_array_t                    *ids;
-    ngx_str_t                       key;
+    ngx_str_t                       key;       /* a new visitor id */
     ngx_str_t                       body;
     ngx_uint_t                      op;
-    unsigned                        key_done:1;
+    unsigned                        malformed:1;
     unsigned                        issue:1;
     unsigned                        cookie_set:1;
     unsigned                        cleanup:1;

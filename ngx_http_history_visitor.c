@@ -28,9 +28,12 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 /*
- * Who the visitor is: history_key, or else the module's own visitor cookie
- * when history_cookie is set, or else a new visitor id if the response
- * header can still carry it.  Decided once per main request.
+ * Who the visitor is for the configuration given (the location serving r
+ * now): history_key, evaluated for r each time, or else the module's own
+ * visitor cookie when history_cookie is set, or else a new visitor id if
+ * the response header can still carry it.  Only the new id is kept, on
+ * the main request, so that everything that asks in one request (the
+ * cookie, the view, a subrequest's read, $history_key) gets the same one.
  */
 
 ngx_int_t
@@ -43,43 +46,46 @@ ngx_http_history_visitor(ngx_http_request_t *r,
     ngx_http_history_cookie_t     *cookie;
     ngx_http_history_main_conf_t  *hmcf;
 
-    ctx = ngx_http_history_get_ctx(r->main);
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ctx->key_done) {
-        *key = ctx->key;
-        return NGX_OK;
-    }
-
-    if (ngx_http_complex_value(r, hlcf->key, &ctx->key) != NGX_OK) {
+    if (ngx_http_complex_value(r, hlcf->key, key) != NGX_OK) {
         return NGX_ERROR;
     }
 
     cookie = hlcf->cookie;
 
-    if (ctx->key.len || cookie == NULL) {
-        goto done;
+    if (key->len || cookie == NULL) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_history_get_ctx(r->main);
+    if (ctx == NULL) {
+        return NGX_ERROR;
     }
 
     vv = ngx_http_get_indexed_variable(r, cookie->index);
 
     if (vv && !vv->not_found && vv->len) {
         if (ngx_http_history_valid_visitor(vv->data, vv->len)) {
-            ctx->key.data = vv->data;
-            ctx->key.len = vv->len;
-            goto done;
+            key->data = vv->data;
+            key->len = vv->len;
+            return NGX_OK;
         }
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "history: malformed \"%V\" cookie of %uz bytes, "
-                      "ignored", &cookie->name, (size_t) vv->len);
+        if (!ctx->malformed) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "history: malformed \"%V\" cookie of %uz bytes, "
+                          "ignored", &cookie->name, (size_t) vv->len);
+            ctx->malformed = 1;
+        }
+    }
+
+    if (ctx->key.len) {
+        *key = ctx->key;
+        return NGX_OK;
     }
 
     if (r->main->header_sent) {
         /* too late to set a cookie: a visitor without history */
-        goto done;
+        return NGX_OK;
     }
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_history_module);
@@ -97,9 +103,6 @@ ngx_http_history_visitor(ngx_http_request_t *r,
     ctx->key.len = NGX_HTTP_HISTORY_VISITOR_LEN;
     ctx->issue = 1;
 
-done:
-
-    ctx->key_done = 1;
     *key = ctx->key;
 
     return NGX_OK;
@@ -173,7 +176,9 @@ ngx_http_history_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
 
-    if (ctx->issue && !ctx->cookie_set) {
+    /* the new id is issued only if this location's visitor is that id */
+
+    if (ctx && ctx->issue && !ctx->cookie_set && key.data == ctx->key.data) {
         if (ngx_http_history_set_cookie(r, hlcf->cookie, &key) != NGX_OK) {
             return NGX_ERROR;
         }
