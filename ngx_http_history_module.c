@@ -696,8 +696,7 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
 
     hmcf->stats_zone = ngx_shared_memory_add(cf, &name,
                                  8 * ngx_pagesize
-                                 + NGX_HTTP_HISTORY_STATS_SLOTS
-                                   * sizeof(ngx_http_history_link_stats_t),
+                                 + sizeof(ngx_http_history_stats_shm_t),
                                  &ngx_http_history_module);
     if (hmcf->stats_zone == NULL) {
         return NGX_CONF_ERROR;
@@ -921,6 +920,17 @@ ngx_http_history_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /*
+     * only the processes that serve requests: not the cache manager and
+     * loader, nor any other helper process, which run this too
+     */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
     hmcf->random = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY,
                                  NGX_FILE_OPEN, 0);
 
@@ -936,9 +946,9 @@ ngx_http_history_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    hmcf->stats = (ngx_http_history_link_stats_t *) hmcf->stats_zone->data
-                  + ngx_worker % NGX_HTTP_HISTORY_STATS_SLOTS;
-    hmcf->stats->pid = ngx_pid;
+    if (ngx_http_history_stats_attach(cycle, hmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     hmcf->link = ngx_http_history_link_create(cycle, &hmcf->redis,
                                               hmcf->stats);
@@ -970,5 +980,9 @@ ngx_http_history_exit_process(ngx_cycle_t *cycle)
     if (hmcf->link) {
         ngx_http_history_link_destroy(hmcf->link);
         hmcf->link = NULL;
+    }
+
+    if (hmcf->stats) {
+        ngx_http_history_stats_detach(hmcf);
     }
 }

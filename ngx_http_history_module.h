@@ -66,6 +66,25 @@ typedef struct {
 } ngx_http_history_cookie_t;
 
 
+/*
+ * The history_stats zone: a slot per running worker, taken at its start
+ * and given back at its exit (or, if it died, by the next one to look),
+ * so that old and new workers never share one during a reload.
+ */
+
+typedef struct {
+    ngx_http_history_link_stats_t   link;
+    ngx_atomic_t                    worker;    /* its ngx_worker */
+} ngx_http_history_stats_slot_t;
+
+
+typedef struct {
+    /* the counters of the workers that have exited */
+    ngx_http_history_link_stats_t   gone;
+    ngx_http_history_stats_slot_t   slots[NGX_HTTP_HISTORY_STATS_SLOTS];
+} ngx_http_history_stats_shm_t;
+
+
 /* a visitor whose last action was written in this second, per worker */
 
 typedef struct {
@@ -84,6 +103,7 @@ typedef struct {
     ngx_shm_zone_t                 *stats_zone;
 
     /* per worker */
+    ngx_http_history_stats_slot_t  *slot;
     ngx_http_history_link_stats_t  *stats;
     ngx_http_history_seen_t        *seen;
     time_t                          pruned;
@@ -257,6 +277,9 @@ char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_history_stats.c */
 ngx_int_t ngx_http_history_stats_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+ngx_int_t ngx_http_history_stats_attach(ngx_cycle_t *cycle,
+    ngx_http_history_main_conf_t *hmcf);
+void ngx_http_history_stats_detach(ngx_http_history_main_conf_t *hmcf);
 void ngx_http_history_stats_read(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx);
 ngx_int_t ngx_http_history_stats_handler(ngx_http_request_t *r);

@@ -6,9 +6,9 @@
 
 /*
  * Statistics: the shared memory zone where each worker's link keeps its
- * figures, and history_stats, which reports them as JSON or for
- * Prometheus.  Reads the zone; calls only ngx_http_history_send() of the
- * read side, to answer.
+ * figures, a slot per running worker, and history_stats, which reports
+ * them as JSON or for Prometheus.  Calls only ngx_http_history_send() of
+ * the read side, to answer.
  */
 
 
@@ -19,6 +19,10 @@
 #include "ngx_http_history_module.h"
 
 
+/* the fields before it (pid, connected, queue) are not counters */
+#define NGX_HTTP_HISTORY_STATS_COUNTERS  3
+
+
 /* a field of ngx_http_history_link_stats_t, in its order, and its names */
 
 typedef struct {
@@ -27,6 +31,13 @@ typedef struct {
     char                           *type;      /* Prometheus' metric type */
     char                           *help;
 } ngx_http_history_stats_name_t;
+
+
+static void ngx_http_history_stats_reap(ngx_http_history_stats_shm_t *shm);
+static void ngx_http_history_stats_retire(ngx_http_history_stats_shm_t *shm,
+    ngx_http_history_stats_slot_t *slot);
+static ngx_uint_t ngx_http_history_stats_running(
+    ngx_http_history_stats_shm_t *shm, ngx_http_history_stats_slot_t **run);
 
 
 static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
@@ -61,20 +72,185 @@ ngx_http_history_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_slab_pool_t  *shpool;
 
     if (data) {
-        /* a reload: the figures go on from where they were */
+        /* a reload: the old workers keep their slots until they exit */
         shm_zone->data = data;
         return NGX_OK;
     }
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    shm_zone->data = ngx_slab_calloc(shpool, NGX_HTTP_HISTORY_STATS_SLOTS
-                                     * sizeof(ngx_http_history_link_stats_t));
+    shm_zone->data = ngx_slab_calloc(shpool,
+                                     sizeof(ngx_http_history_stats_shm_t));
     if (shm_zone->data == NULL) {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A worker takes a free slot at its start: its own until it exits, its
+ * figures starting from zero.  A slot is free when its pid is 0; the
+ * compare-and-set makes it one worker's only.
+ */
+
+ngx_int_t
+ngx_http_history_stats_attach(ngx_cycle_t *cycle,
+    ngx_http_history_main_conf_t *hmcf)
+{
+    ngx_uint_t                      i;
+    ngx_http_history_stats_shm_t   *shm;
+    ngx_http_history_stats_slot_t  *slot;
+
+    shm = hmcf->stats_zone->data;
+
+    ngx_http_history_stats_reap(shm);
+
+    for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
+        slot = &shm->slots[i];
+
+        if (slot->link.pid == 0
+            && ngx_atomic_cmp_set(&slot->link.pid, 0,
+                                  (ngx_atomic_uint_t) ngx_pid))
+        {
+            slot->worker = (ngx_atomic_uint_t) ngx_worker;
+
+            hmcf->slot = slot;
+            hmcf->stats = &slot->link;
+
+            return NGX_OK;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                  "history: all %d slots of the \"history_stats\" zone "
+                  "are taken, the figures of this worker are not shown",
+                  NGX_HTTP_HISTORY_STATS_SLOTS);
+
+    hmcf->stats = ngx_pcalloc(cycle->pool,
+                              sizeof(ngx_http_history_link_stats_t));
+    if (hmcf->stats == NULL) {
+        return NGX_ERROR;
+    }
+
+    hmcf->stats->pid = ngx_pid;
+
+    return NGX_OK;
+}
+
+
+/* at the worker's exit, once its link is gone */
+
+void
+ngx_http_history_stats_detach(ngx_http_history_main_conf_t *hmcf)
+{
+    if (hmcf->slot) {
+        ngx_http_history_stats_retire(hmcf->stats_zone->data, hmcf->slot);
+        hmcf->slot = NULL;
+    }
+
+    hmcf->stats = NULL;
+}
+
+
+/*
+ * The slots of workers that died without giving them back (killed, or
+ * failed at their start): taken over by compare-and-set on the dead pid,
+ * so that only one process retires each.
+ */
+
+static void
+ngx_http_history_stats_reap(ngx_http_history_stats_shm_t *shm)
+{
+    ngx_uint_t                      i;
+    ngx_atomic_uint_t               pid;
+    ngx_http_history_stats_slot_t  *slot;
+
+    for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
+        slot = &shm->slots[i];
+        pid = slot->link.pid;
+
+        if (pid == 0 || pid == (ngx_atomic_uint_t) ngx_pid) {
+            continue;
+        }
+
+        if (kill((ngx_pid_t) pid, 0) == -1 && ngx_errno == NGX_ESRCH
+            && ngx_atomic_cmp_set(&slot->link.pid, pid,
+                                  (ngx_atomic_uint_t) ngx_pid))
+        {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "history: worker %uA is gone, its "
+                          "\"history_stats\" slot is free", pid);
+
+            ngx_http_history_stats_retire(shm, slot);
+        }
+    }
+}
+
+
+/*
+ * The counters go into the total of the workers gone, and the slot is
+ * zeroed before it is free again.
+ */
+
+static void
+ngx_http_history_stats_retire(ngx_http_history_stats_shm_t *shm,
+    ngx_http_history_stats_slot_t *slot)
+{
+    ngx_uint_t     j;
+    ngx_atomic_t  *v, *gone;
+
+    v = (ngx_atomic_t *) &slot->link;
+    gone = (ngx_atomic_t *) &shm->gone;
+
+    for (j = NGX_HTTP_HISTORY_STATS_COUNTERS;
+         j < NGX_HTTP_HISTORY_STATS_FIELDS;
+         j++)
+    {
+        (void) ngx_atomic_fetch_add(&gone[j], v[j]);
+        v[j] = 0;
+    }
+
+    for (j = 1; j < NGX_HTTP_HISTORY_STATS_COUNTERS; j++) {
+        v[j] = 0;
+    }
+
+    slot->worker = 0;
+
+    ngx_memory_barrier();
+
+    slot->link.pid = 0;
+}
+
+
+/* the slots of running workers, by worker number (then slot) */
+
+static ngx_uint_t
+ngx_http_history_stats_running(ngx_http_history_stats_shm_t *shm,
+    ngx_http_history_stats_slot_t **run)
+{
+    ngx_uint_t                      i, j, n;
+    ngx_http_history_stats_slot_t  *slot;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
+        slot = &shm->slots[i];
+
+        if (slot->link.pid == 0) {
+            continue;
+        }
+
+        for (j = n; j > 0 && run[j - 1]->worker > slot->worker; j--) {
+            run[j] = run[j - 1];
+        }
+
+        run[j] = slot;
+        n++;
+    }
+
+    return n;
 }
 
 
@@ -121,7 +297,8 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     ngx_uint_t                      i, j, n, prometheus;
     ngx_atomic_uint_t               total[NGX_HTTP_HISTORY_STATS_FIELDS];
     ngx_atomic_t                   *v;
-    ngx_http_history_link_stats_t  *slots;
+    ngx_http_history_stats_shm_t   *shm;
+    ngx_http_history_stats_slot_t  *run[NGX_HTTP_HISTORY_STATS_SLOTS];
     ngx_http_history_main_conf_t   *hmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -141,18 +318,22 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
                  && ngx_strncmp(format.data, "prometheus",
                                 sizeof("prometheus") - 1) == 0;
 
-    slots = hmcf->stats_zone->data;
+    shm = hmcf->stats_zone->data;
 
-    n = 0;
-    ngx_memzero(total, sizeof(total));
+    ngx_http_history_stats_reap(shm);
 
-    for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
-        if (slots[i].pid == 0) {
-            continue;
-        }
+    n = ngx_http_history_stats_running(shm, run);
 
-        n++;
-        v = (ngx_atomic_t *) &slots[i];
+    /* the counters go on from those of the workers gone, gauges do not */
+
+    v = (ngx_atomic_t *) &shm->gone;
+
+    for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+        total[j] = (j < NGX_HTTP_HISTORY_STATS_COUNTERS) ? 0 : v[j];
+    }
+
+    for (i = 0; i < n; i++) {
+        v = (ngx_atomic_t *) &run[i]->link;
 
         for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
             total[j] += v[j];
@@ -179,14 +360,12 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
                             ngx_http_history_stats_names[j].prometheus,
                             ngx_http_history_stats_names[j].type);
 
-            for (i = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
-                if (slots[i].pid) {
-                    v = (ngx_atomic_t *) &slots[i];
-                    p = ngx_sprintf(p, "nginx_history_%s{worker=\"%ui\","
-                                       "pid=\"%uA\"} %uA\n",
+            for (i = 0; i < n; i++) {
+                v = (ngx_atomic_t *) &run[i]->link;
+                p = ngx_sprintf(p, "nginx_history_%s{worker=\"%uA\","
+                                   "pid=\"%uA\"} %uA\n",
                                 ngx_http_history_stats_names[j].prometheus,
-                                i, v[0], v[j]);
-                }
+                                run[i]->worker, v[0], v[j]);
             }
         }
 
@@ -195,13 +374,10 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     } else {
         p = ngx_cpymem(p, "{\"workers\":[", sizeof("{\"workers\":[") - 1);
 
-        for (i = 0, n = 0; i < NGX_HTTP_HISTORY_STATS_SLOTS; i++) {
-            if (slots[i].pid == 0) {
-                continue;
-            }
-
-            v = (ngx_atomic_t *) &slots[i];
-            p = ngx_sprintf(p, "%s{\"worker\":%ui", n++ ? "," : "", i);
+        for (i = 0; i < n; i++) {
+            v = (ngx_atomic_t *) &run[i]->link;
+            p = ngx_sprintf(p, "%s{\"worker\":%uA", i ? "," : "",
+                            run[i]->worker);
 
             for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
                 p = ngx_sprintf(p, ",\"%s\":%uA",
