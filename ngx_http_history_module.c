@@ -773,9 +773,12 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     char                          *name;
     ngx_uint_t                    *code;
+    ngx_http_handler_pt            h;
+    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_history_main_conf_t  *hmcf;
 
     hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_history_module);
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     ngx_conf_merge_ptr_value(conf->key, prev->key, hmcf->default_key);
     ngx_conf_merge_ptr_value(conf->record, prev->record, NULL);
@@ -791,7 +794,6 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 #endif
     }
 
-    ngx_conf_merge_uint_value(conf->format, prev->format, 0);
     ngx_conf_merge_uint_value(conf->fallback, prev->fallback,
                               NGX_HTTP_HISTORY_FALLBACK_EMPTY);
     ngx_conf_merge_value(conf->fetch, prev->fetch, 0);
@@ -804,12 +806,48 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->count_expire, prev->count_expire,
                          30 * 86400);
 
+    /*
+     * history_count, as history_record (and access_log or mirror), acts in
+     * the log phase: nested locations and "if" blocks inherit it, with its
+     * flags
+     */
+
     if (conf->count == NGX_CONF_UNSET_PTR) {
-        conf->count = NULL;
+        conf->count_flags = prev->count_flags;
     }
 
-    if (conf->views_flags == NGX_CONF_UNSET_UINT) {
-        conf->views_flags = 0;
+    ngx_conf_merge_ptr_value(conf->count, prev->count, NULL);
+
+    /*
+     * history_serve, history_views, history_online and history_stats are
+     * content handlers: as proxy_pass, they reach the "if" and
+     * "limit_except" blocks of their location, not nested locations
+     */
+
+    if (clcf->noname) {
+        conf->format = prev->format;
+        conf->views_flags = prev->views_flags;
+        conf->online = prev->online;
+        conf->stats = prev->stats;
+        conf->handler = prev->handler;
+
+        if (clcf->lmt_excpt && clcf->handler == NULL) {
+            clcf->handler = conf->handler;
+        }
+
+    } else {
+        ngx_conf_init_uint_value(conf->format, 0);
+        ngx_conf_init_uint_value(conf->views_flags, 0);
+
+        h = clcf->handler;
+
+        if (h == ngx_http_history_serve_handler
+            || h == ngx_http_history_views_handler
+            || h == ngx_http_history_online_handler
+            || h == ngx_http_history_stats_handler)
+        {
+            conf->handler = h;
+        }
     }
 
     if (hmcf->redis.addr == NULL) {

@@ -138,6 +138,9 @@ typedef struct {
     ngx_flag_t                      online;
     ngx_flag_t                      stats;
 
+    /* the content handler of the module's, for "if" and "limit_except" */
+    ngx_http_handler_pt             handler;
+
     /* LTRIM's stop index and EXPIRE's seconds, as Redis wants them */
     ngx_str_t                       trim;
     ngx_str_t                       ttl;
