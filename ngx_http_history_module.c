@@ -26,6 +26,12 @@ static char *ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_history_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_history_init_process(ngx_cycle_t *cycle);
 static void ngx_http_history_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_history_needs_redis_flag(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+static ngx_conf_post_t  ngx_http_history_needs_redis_post =
+    { ngx_http_history_needs_redis_flag };
 
 
 static ngx_conf_enum_t  ngx_http_history_fallbacks[] = {
@@ -74,7 +80,7 @@ static ngx_command_t  ngx_http_history_commands[] = {
 
     { ngx_string("history_record"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_set_complex_value_slot,
+      ngx_http_history_record_set,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_history_loc_conf_t, record),
       NULL },
@@ -112,7 +118,7 @@ static ngx_command_t  ngx_http_history_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_history_loc_conf_t, fetch),
-      NULL },
+      &ngx_http_history_needs_redis_post },
 
     { ngx_string("history_forget"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -126,7 +132,7 @@ static ngx_command_t  ngx_http_history_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_history_loc_conf_t, last_action),
-      NULL },
+      &ngx_http_history_needs_redis_post },
 
     { ngx_string("history_last_action_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -635,7 +641,10 @@ ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* what history_serve, _online, _views and _stats have in common */
+/*
+ * What history_serve, _online, _views and _stats have in common: the
+ * location's content handler, and the need for history_redis
+ */
 
 void
 ngx_http_history_set_handler(ngx_conf_t *cf, ngx_http_handler_pt h)
@@ -644,6 +653,53 @@ ngx_http_history_set_handler(ngx_conf_t *cf, ngx_http_handler_pt h)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = h;
+
+    ngx_http_history_needs_redis(cf);
+}
+
+
+/*
+ * Called by the directives that need history_redis: the first one is kept,
+ * so that, without history_redis, the error names its file and line.
+ */
+
+void
+ngx_http_history_needs_redis(ngx_conf_t *cf)
+{
+    ngx_str_t                     *value;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_history_module);
+
+    if (hmcf->needs.len) {
+        return;
+    }
+
+    value = cf->args->elts;
+
+    hmcf->needs_file.data = ngx_pstrdup(cf->pool, &cf->conf_file->file.name);
+    if (hmcf->needs_file.data == NULL) {
+        return;
+    }
+
+    hmcf->needs_file.len = cf->conf_file->file.name.len;
+    hmcf->needs_line = cf->conf_file->line;
+    hmcf->needs = value[0];
+}
+
+
+/* history_fetch and history_last_action need it when on */
+
+static char *
+ngx_http_history_needs_redis_flag(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_flag_t  *fp = data;
+
+    if (*fp) {
+        ngx_http_history_needs_redis(cf);
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -665,6 +721,7 @@ ngx_http_history_create_main_conf(ngx_conf_t *cf)
      *     hmcf->redis.password = { 0, NULL };
      *     hmcf->redis.db = 0;
      *     hmcf->link = NULL;
+     *     hmcf->needs = { 0, NULL };
      */
 
     hmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
@@ -689,6 +746,15 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(hmcf->redis.queue, 10000);
 
     if (hmcf->redis.addr == NULL) {
+
+        if (hmcf->needs.len) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"%V\" needs \"history_redis\" in the http block "
+                          "in %V:%ui", &hmcf->needs, &hmcf->needs_file,
+                          hmcf->needs_line);
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 
@@ -771,7 +837,6 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_history_loc_conf_t *prev = parent;
     ngx_http_history_loc_conf_t *conf = child;
 
-    char                          *name;
     ngx_uint_t                    *code;
     ngx_http_handler_pt            h;
     ngx_http_core_loc_conf_t      *clcf;
@@ -847,46 +912,6 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             || h == ngx_http_history_stats_handler)
         {
             conf->handler = h;
-        }
-    }
-
-    if (hmcf->redis.addr == NULL) {
-        if (conf->record) {
-            name = "history_record";
-
-        } else if (conf->format) {
-            name = "history_serve";
-
-        } else if (conf->fetch) {
-            name = "history_fetch";
-
-        } else if (conf->cookie) {
-            name = "history_cookie";
-
-        } else if (conf->last_action) {
-            name = "history_last_action";
-
-        } else if (conf->count) {
-            name = "history_count";
-
-        } else if (conf->online) {
-            name = "history_online";
-
-        } else if (conf->views_flags) {
-            name = "history_views";
-
-        } else if (conf->stats) {
-            name = "history_stats";
-
-        } else {
-            name = NULL;
-        }
-
-        if (name) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%s\" needs \"history_redis\" "
-                               "in the http block", name);
-            return NGX_CONF_ERROR;
         }
     }
 

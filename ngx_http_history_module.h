@@ -102,6 +102,11 @@ typedef struct {
 
     ngx_shm_zone_t                 *stats_zone;
 
+    /* the first directive that needs history_redis, and where it is */
+    ngx_str_t                       needs;
+    ngx_str_t                       needs_file;
+    ngx_uint_t                      needs_line;
+
     /* per worker */
     ngx_http_history_stats_slot_t  *slot;
     ngx_http_history_link_stats_t  *stats;
@@ -206,6 +211,7 @@ ngx_int_t ngx_http_history_count_flags(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_uint_t first, ngx_uint_t *flags);
 char *ngx_http_history_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value, char *reason);
+void ngx_http_history_needs_redis(ngx_conf_t *cf);
 void *ngx_http_history_create_main_conf(ngx_conf_t *cf);
 char *ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf);
 void *ngx_http_history_create_loc_conf(ngx_conf_t *cf);
@@ -222,6 +228,8 @@ ngx_int_t ngx_http_history_make_key(ngx_http_request_t *r,
 void ngx_http_history_today(ngx_http_history_main_conf_t *hmcf,
     ngx_str_t *day);
 char *ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_history_record_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* ngx_http_history_query.c */

@@ -467,6 +467,8 @@ ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                         *value;
     ngx_http_compile_complex_value_t   ccv;
 
+    ngx_http_history_needs_redis(cf);
+
     if (hlcf->count != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
@@ -495,4 +497,15 @@ ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* history_record: nginx's complex value, of a directive that needs Redis */
+
+char *
+ngx_http_history_record_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_history_needs_redis(cf);
+
+    return ngx_http_set_complex_value_slot(cf, cmd, conf);
 }

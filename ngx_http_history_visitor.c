@@ -289,6 +289,8 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
+    ngx_http_history_needs_redis(cf);
+
     if (value[1].len == 0) {
         return ngx_http_history_invalid(cf, cmd, &value[1],
                    "a cookie name is letters, digits, \"_\" and \"-\"");
