@@ -985,7 +985,7 @@ ngx_http_history_init_process(ngx_cycle_t *cycle)
 
     /*
      * only the processes that serve requests: not the cache manager and
-     * loader, nor any other helper process, which run this too
+     * the cache loader, which run this too
      */
 
     if (ngx_process != NGX_PROCESS_WORKER
