@@ -211,6 +211,7 @@ EXISTS q:a => 0
         history_key $arg_v;
         history_prefix q:;
         history_serve text;
+        history_forget on;
 
         location /h/own {
             history_serve;
@@ -222,12 +223,16 @@ EXISTS q:a => 0
     }
 --- redis_init
 RPUSH q:a 2 1
+RPUSH q:b 3
 --- request eval
-["GET /h/own?v=a", "GET /h/none?v=a", "GET /h/?v=a"]
+["GET /h/own?v=a", "GET /h/none?v=a", "GET /h/?v=a", "DELETE /h/own?v=b"]
 --- response_body_like eval
-['^\["2","1"\]$', "404 Not Found", '^2,1$']
+['^\["2","1"\]$', "404 Not Found", '^2,1$', '^$']
 --- error_code eval
-[200, 404, 200]
+[200, 404, 200, 204]
+--- redis
+EXISTS q:b => 0
+EXISTS q:a => 1
 --- no_error_log
 [error]
 
