@@ -23,6 +23,10 @@
 static ngx_int_t ngx_http_history_add_variables(ngx_conf_t *cf);
 static char *ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static void ngx_http_history_merge_handler(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *prev, ngx_http_history_loc_conf_t *conf);
+static ngx_int_t ngx_http_history_merge_record(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *conf);
 static ngx_int_t ngx_http_history_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_history_init_process(ngx_cycle_t *cycle);
 static void ngx_http_history_exit_process(ngx_cycle_t *cycle);
@@ -837,13 +841,9 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_history_loc_conf_t *prev = parent;
     ngx_http_history_loc_conf_t *conf = child;
 
-    ngx_uint_t                    *code;
-    ngx_http_handler_pt            h;
-    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_history_main_conf_t  *hmcf;
 
     hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_history_module);
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     ngx_conf_merge_ptr_value(conf->key, prev->key, hmcf->default_key);
     ngx_conf_merge_ptr_value(conf->record, prev->record, NULL);
@@ -883,11 +883,30 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->count, prev->count, NULL);
 
-    /*
-     * history_serve, history_views, history_online and history_stats are
-     * content handlers: as proxy_pass, they reach the "if" and
-     * "limit_except" blocks of their location, not nested locations
-     */
+    ngx_http_history_merge_handler(cf, prev, conf);
+
+    if (ngx_http_history_merge_record(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * history_serve, history_views, history_online and history_stats are
+ * content handlers: as proxy_pass, they reach the "if" and "limit_except"
+ * blocks of their location, not nested locations
+ */
+
+static void
+ngx_http_history_merge_handler(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *prev, ngx_http_history_loc_conf_t *conf)
+{
+    ngx_http_handler_pt        h;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->noname) {
         conf->format = prev->format;
@@ -914,16 +933,29 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             conf->handler = h;
         }
     }
+}
+
+
+/*
+ * What recording needs: the statuses that are views, and the arguments of
+ * LTRIM and EXPIRE as Redis wants them
+ */
+
+static ngx_int_t
+ngx_http_history_merge_record(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *conf)
+{
+    ngx_uint_t  *code;
 
     if (conf->status == NULL) {
         conf->status = ngx_array_create(cf->pool, 1, sizeof(ngx_uint_t));
         if (conf->status == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         code = ngx_array_push(conf->status);
         if (code == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         *code = NGX_HTTP_OK;
@@ -931,7 +963,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->trim.data = ngx_pnalloc(cf->pool, 2 * NGX_TIME_T_LEN);
     if (conf->trim.data == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     conf->trim.len = ngx_sprintf(conf->trim.data, "%ui", conf->length - 1)
@@ -941,7 +973,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->ttl.len = ngx_sprintf(conf->ttl.data, "%T", conf->expire)
                     - conf->ttl.data;
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 

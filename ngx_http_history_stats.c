@@ -38,6 +38,11 @@ static void ngx_http_history_stats_retire(ngx_http_history_stats_shm_t *shm,
     ngx_http_history_stats_slot_t *slot);
 static ngx_uint_t ngx_http_history_stats_running(
     ngx_http_history_stats_shm_t *shm, ngx_http_history_stats_slot_t **run);
+static u_char *ngx_http_history_stats_prometheus(u_char *p,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n);
+static u_char *ngx_http_history_stats_json(u_char *p,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n,
+    ngx_atomic_uint_t *total);
 
 
 static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
@@ -344,64 +349,88 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
           * (prometheus ? 128 : 32 + NGX_ATOMIC_T_LEN)
           + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64);
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+    body.data = ngx_pnalloc(r->pool, len);
+    if (body.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    body.data = p;
-
     if (prometheus) {
-        for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
-            p = ngx_sprintf(p, "# HELP nginx_history_%s %s\n"
-                               "# TYPE nginx_history_%s %s\n",
-                            ngx_http_history_stats_names[j].prometheus,
-                            ngx_http_history_stats_names[j].help,
-                            ngx_http_history_stats_names[j].prometheus,
-                            ngx_http_history_stats_names[j].type);
-
-            for (i = 0; i < n; i++) {
-                v = (ngx_atomic_t *) &run[i]->link;
-                p = ngx_sprintf(p, "nginx_history_%s{worker=\"%uA\","
-                                   "pid=\"%uA\"} %uA\n",
-                                ngx_http_history_stats_names[j].prometheus,
-                                run[i]->worker, v[0], v[j]);
-            }
-        }
-
+        p = ngx_http_history_stats_prometheus(body.data, run, n);
         ngx_str_set(&type, "text/plain; version=0.0.4");
 
     } else {
-        p = ngx_cpymem(p, "{\"workers\":[", sizeof("{\"workers\":[") - 1);
-
-        for (i = 0; i < n; i++) {
-            v = (ngx_atomic_t *) &run[i]->link;
-            p = ngx_sprintf(p, "%s{\"worker\":%uA", i ? "," : "",
-                            run[i]->worker);
-
-            for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
-                p = ngx_sprintf(p, ",\"%s\":%uA",
-                                ngx_http_history_stats_names[j].json, v[j]);
-            }
-
-            *p++ = '}';
-        }
-
-        p = ngx_cpymem(p, "],\"total\":{", sizeof("],\"total\":{") - 1);
-
-        for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
-            p = ngx_sprintf(p, "%s\"%s\":%uA", j > 1 ? "," : "",
-                            ngx_http_history_stats_names[j].json, total[j]);
-        }
-
-        p = ngx_cpymem(p, "}}\n", 3);
-
+        p = ngx_http_history_stats_json(body.data, run, n, total);
         ngx_str_set(&type, "application/json");
     }
 
     body.len = p - body.data;
 
     return ngx_http_history_send(r, &type, &body);
+}
+
+
+/* a metric family per field, a sample per running worker */
+
+static u_char *
+ngx_http_history_stats_prometheus(u_char *p,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n)
+{
+    ngx_uint_t                      i, j;
+    ngx_atomic_t                   *v;
+    ngx_http_history_stats_name_t  *name;
+
+    for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+        name = &ngx_http_history_stats_names[j];
+
+        p = ngx_sprintf(p, "# HELP nginx_history_%s %s\n"
+                           "# TYPE nginx_history_%s %s\n",
+                        name->prometheus, name->help, name->prometheus,
+                        name->type);
+
+        for (i = 0; i < n; i++) {
+            v = (ngx_atomic_t *) &run[i]->link;
+            p = ngx_sprintf(p, "nginx_history_%s{worker=\"%uA\","
+                               "pid=\"%uA\"} %uA\n",
+                            name->prometheus, run[i]->worker, v[0], v[j]);
+        }
+    }
+
+    return p;
+}
+
+
+/* {"workers":[{"worker":N,"pid":P,...},...],"total":{...}} */
+
+static u_char *
+ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n, ngx_atomic_uint_t *total)
+{
+    ngx_uint_t     i, j;
+    ngx_atomic_t  *v;
+
+    p = ngx_cpymem(p, "{\"workers\":[", sizeof("{\"workers\":[") - 1);
+
+    for (i = 0; i < n; i++) {
+        v = (ngx_atomic_t *) &run[i]->link;
+        p = ngx_sprintf(p, "%s{\"worker\":%uA", i ? "," : "",
+                        run[i]->worker);
+
+        for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+            p = ngx_sprintf(p, ",\"%s\":%uA",
+                            ngx_http_history_stats_names[j].json, v[j]);
+        }
+
+        *p++ = '}';
+    }
+
+    p = ngx_cpymem(p, "],\"total\":{", sizeof("],\"total\":{") - 1);
+
+    for (j = 1; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA", j > 1 ? "," : "",
+                        ngx_http_history_stats_names[j].json, total[j]);
+    }
+
+    return ngx_cpymem(p, "}}\n", 3);
 }
 
 
