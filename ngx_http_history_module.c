@@ -194,6 +194,20 @@ static ngx_command_t  ngx_http_history_commands[] = {
       0,
       NULL },
 
+    { ngx_string("history_key_pattern"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_key_pattern,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("history_new_visitor_expire"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_time,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, new_expire),
+      NULL },
+
       ngx_null_command
 };
 
@@ -809,6 +823,8 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
      *     hlcf->prefix = { 0, NULL };
      *     hlcf->trim = { 0, NULL };
      *     hlcf->ttl = { 0, NULL };
+     *     hlcf->new_ttl = { 0, NULL };
+     *     hlcf->key_regex = NULL;
      */
 
     hlcf->key = NGX_CONF_UNSET_PTR;
@@ -824,6 +840,8 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
     hlcf->fetch = NGX_CONF_UNSET;
     hlcf->forget = NGX_CONF_UNSET;
     hlcf->cookie = NGX_CONF_UNSET_PTR;
+    hlcf->key_mode = NGX_CONF_UNSET_UINT;
+    hlcf->new_expire = NGX_CONF_UNSET;
     hlcf->last_action = NGX_CONF_UNSET;
     hlcf->last_action_key = NGX_CONF_UNSET_PTR;
     hlcf->online_timeout = NGX_CONF_UNSET;
@@ -889,7 +907,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_history_visitor_merge(cf, prev, conf);
 }
 
 
@@ -961,7 +979,7 @@ ngx_http_history_merge_record(ngx_conf_t *cf,
         *code = NGX_HTTP_OK;
     }
 
-    conf->trim.data = ngx_pnalloc(cf->pool, 2 * NGX_TIME_T_LEN);
+    conf->trim.data = ngx_pnalloc(cf->pool, 3 * NGX_TIME_T_LEN);
     if (conf->trim.data == NULL) {
         return NGX_ERROR;
     }

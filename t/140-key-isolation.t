@@ -455,6 +455,10 @@ Cookie: sessionid=abc
     history_prefix "";
     history_key_pattern off;
 --- config
+    location = /_history {
+        history_serve;
+    }
+
     location = /t {
         return 200 "ok\n";
     }

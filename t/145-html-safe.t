@@ -9,6 +9,9 @@
 use Test::Nginx::Socket 'no_plan';
 use HistoryTest;
 
+# a block's requests are pipelined: check the log once, after the last
+check_accum_error_log();
+
 run_tests();
 
 __DATA__
@@ -17,13 +20,6 @@ __DATA__
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
-    history_id_pattern off;
-
-    location ~ ^/product/(.+)$ {
-        history_record $1;
-        return 200 "product\n";
-    }
-
     location = /page {
         ssi on;
         default_type text/html;
@@ -33,23 +29,55 @@ __DATA__
     location = /_history {
         history_serve;
     }
---- request eval
-["GET /product/%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
- "GET /page"]
+--- redis_init
+RPUSH history:abc "</script><script>alert(1)</script>"
+--- request
+GET /page
 --- more_headers
 Cookie: sessionid=abc
 --- response_body eval
-["product\n",
- '<script>var h = ["\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e"];</script>']
+'<script>var h = ["\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e"];</script>'
 --- no_error_log
 [error]
 
 
 
-=== TEST 2: <, >, &, U+2028 and U+2029 are escaped; other UTF-8 is kept
+=== TEST 2: such an id is not even recorded, whatever history_id_pattern says
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
+    history_id_pattern off;
+
+    location ~ ^/product/(.+)$ {
+        history_record $1;
+        history_count $1;
+        return 200 "product\n";
+    }
+--- pipelined_requests eval
+["GET /product/%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+ "GET /product/a&b", "GET /product/it's", "GET /product/q%22", "GET /product/ok"]
+--- more_headers
+Cookie: sessionid=abc
+--- response_body eval
+["product\n", "product\n", "product\n", "product\n", "product\n"]
+--- redis
+LRANGE history:abc 0 -1 => ok
+GET history:views:ok => 1
+DBSIZE => 2
+--- error_log
+product id has a byte 0x3C at 0
+product id has a byte 0x26 at 1
+product id has a byte 0x27 at 2
+product id has a byte 0x22 at 1
+
+
+
+=== TEST 3: <, >, &, U+2028 and U+2029 are escaped; other UTF-8 is kept
+--- http_config
+    history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    history_length 20;
+
     location = /_history {
         history_serve;
     }
@@ -67,10 +95,12 @@ Cookie: sessionid=abc
 
 
 
-=== TEST 3: invalid UTF-8 stored by another writer is replaced by U+FFFD
+=== TEST 4: invalid UTF-8 stored by another writer is replaced by U+FFFD
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
+    history_length 20;
+
     location = /_history {
         history_serve;
     }
@@ -87,34 +117,29 @@ Cookie: sessionid=abc
 
 
 
-=== TEST 4: history_views: ids are escaped, and invalid UTF-8 in ids= is refused
+=== TEST 5: history_views: ids are escaped, and invalid UTF-8 in ids= is refused
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
-    history_id_pattern off;
-
-    location ~ ^/page/(.+)$ {
-        history_count $1;
-        return 200 "page\n";
-    }
-
     location = /views {
         history_views;
     }
+--- redis_init
+SET "history:views:<b>" 3
 --- request eval
-["GET /page/%3Cb%3E", "GET /views?ids=%3Cb%3E,caf%C3%A9", "GET /views?ids=7,%ff",
+["GET /views?ids=%3Cb%3E,caf%C3%A9", "GET /views?ids=7,%ff",
  "GET /views?ids=caf%C3"]
 --- error_code eval
-[200, 200, 400, 400]
+[200, 400, 400]
 --- response_body_like eval
-["page", '^\{"\\\\u003cb\\\\u003e":\{"total":1\},"caf\xc3\xa9":\{"total":0\}\}$',
+['^\{"\\\\u003cb\\\\u003e":\{"total":3\},"caf\xc3\xa9":\{"total":0\}\}$',
  "400 Bad Request", "400 Bad Request"]
 --- no_error_log
 [error]
 
 
 
-=== TEST 5: history_online: ids are escaped, and invalid UTF-8 in ids= is refused
+=== TEST 6: history_online: ids are escaped, and invalid UTF-8 in ids= is refused
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
@@ -133,10 +158,12 @@ Cookie: sessionid=abc
 
 
 
-=== TEST 6: the text format and $history leave out what HTML or a header cannot carry
+=== TEST 7: the text format and $history leave out what HTML or a header cannot carry
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
+    history_length 20;
+
     location = /text {
         history_fetch on;
         add_header X-History "[$history]";

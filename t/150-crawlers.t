@@ -35,7 +35,7 @@ ZRANGE history:online 0 -1 => 0123456789abcdef0123456789abcdef
 EXISTS history:last_action:0123456789abcdef0123456789abcdef => 1
 PFCOUNT history:visitors:5 => 1
 GET history:views:5 => 2
-EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'history:*')) do if redis.call('TTL', k) > 0 and redis.call('TTL', k) <= 600 then n = n + 1 end end return n" 0 => 1
+EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'history:*')) do if redis.call('TYPE', k).ok == 'list' and redis.call('TTL', k) > 0 and redis.call('TTL', k) <= 600 then n = n + 1 end end return n" 0 => 1
 DBSIZE => 6
 --- no_error_log
 [error]
