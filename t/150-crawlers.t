@@ -153,7 +153,7 @@ DBSIZE => 0
 
 
 
-=== TEST 6: a first visit's page and assets, all without the cookie, end with one id: the page's, holding its view
+=== TEST 6: a first visit's page, assets and list, all without the cookie, end with one id: the page's, holding its view
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     history_cookie vid;
@@ -166,12 +166,19 @@ DBSIZE => 0
         history_record $1;
         return 200 "product $1 $history_key\n";
     }
+
+    location = /_history {
+        history_serve;
+    }
 --- request eval
-["GET /product/3", "GET /static/app.css", "GET /static/app.js"]
+["GET /product/3", "GET /static/app.css", "GET /static/app.js",
+ "GET /_history"]
 --- raw_response_headers_like eval
-["Set-Cookie: vid=[0-9a-f]{32};", "^HTTP/1", "^HTTP/1"]
+["Set-Cookie: vid=[0-9a-f]{32};", "^HTTP/1", "^HTTP/1", "^HTTP/1"]
 --- raw_response_headers_unlike eval
-["X-Never", "Set-Cookie", "Set-Cookie"]
+["X-Never", "Set-Cookie", "Set-Cookie", "Set-Cookie"]
+--- response_body_like eval
+["^product 3 [0-9a-f]{32}\n\$", "^asset", "^asset", '^\[\]$']
 --- redis
 KEYS history:* => /^history:[0-9a-f]{32}$/
 DBSIZE => 1
