@@ -31,55 +31,17 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 
-/*
- * UTF-8 as RFC 3629 has it, decoded to code points: no overlong form, no
- * surrogate, nothing above U+10FFFF
- */
+/* UTF-8 as RFC 3629 has it (harness.h) */
 
 static ngx_uint_t
 fuzz_utf8(const u_char *p, const u_char *last)
 {
-    size_t    n, i;
-    uint32_t  cp, min;
+    size_t  n;
 
     while (p < last) {
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
+        n = fuzz_utf8_len(p, last);
 
-        if ((*p & 0xe0) == 0xc0) {
-            n = 2;
-            cp = *p & 0x1f;
-            min = 0x80;
-
-        } else if ((*p & 0xf0) == 0xe0) {
-            n = 3;
-            cp = *p & 0x0f;
-            min = 0x800;
-
-        } else if ((*p & 0xf8) == 0xf0) {
-            n = 4;
-            cp = *p & 0x07;
-            min = 0x10000;
-
-        } else {
-            return 0;
-        }
-
-        if ((size_t) (last - p) < n) {
-            return 0;
-        }
-
-        for (i = 1; i < n; i++) {
-            if ((p[i] & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        if (n == 0) {
             return 0;
         }
 
