@@ -111,7 +111,7 @@ KEYS * => /^[0-9a-f]{32}$/
 
 
 
-=== TEST 5: no visitor id on static assets, errors, 304s or where nothing is recorded or read
+=== TEST 5: no visitor id on static assets, errors, 304s, a POST, or where nothing is recorded
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     history_cookie vid;
@@ -139,13 +139,14 @@ KEYS * => /^[0-9a-f]{32}$/
 >>> product.html
 <h1>a product</h1>
 --- request eval
-["GET /static/app.css", "GET /product/1?missing=1", "GET /product.html"]
+["GET /static/app.css", "GET /product/1?missing=1", "GET /product.html",
+ "POST /product/2\nx=1"]
 --- more_headers eval
-["", "", "If-Modified-Since: Thu, 31 Dec 2037 23:55:55 GMT"]
+["", "", "If-Modified-Since: Thu, 31 Dec 2037 23:55:55 GMT", ""]
 --- error_code eval
-[200, 404, 304]
+[200, 404, 304, 200]
 --- response_headers eval
-["!Set-Cookie", "!Set-Cookie", "!Set-Cookie"]
+["!Set-Cookie", "!Set-Cookie", "!Set-Cookie", "!Set-Cookie"]
 --- redis
 DBSIZE => 0
 --- no_error_log
