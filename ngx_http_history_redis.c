@@ -126,6 +126,25 @@ struct ngx_http_history_node_s {
 };
 
 
+/*
+ * A unit as the link keeps it: its commands formatted in one buffer
+ * right behind it, how many replies are still to come, and who waits.
+ */
+
+struct ngx_http_history_unit_s {
+    ngx_queue_t                    queue;
+    ngx_buf_t                      buf;
+    ngx_uint_t                     slot;
+    ngx_uint_t                     replies;
+    ngx_http_history_reply_pt      handler;
+    void                          *data;
+    ngx_http_history_shape_t       shape;
+    unsigned                       error:1;
+    unsigned                       idempotent:1;
+    unsigned                       resent:1;
+};
+
+
 struct ngx_http_history_link_s {
     ngx_http_history_redis_conf_t *conf;
     ngx_pool_t                    *pool;
@@ -144,7 +163,7 @@ static ngx_int_t ngx_http_history_node_init(ngx_http_history_link_t *link,
 static ngx_int_t ngx_http_history_node_prepare(
     ngx_http_history_node_t *node);
 static ngx_http_history_node_t *ngx_http_history_link_node(
-    ngx_http_history_link_t *link, ngx_str_t *key);
+    ngx_http_history_link_t *link, ngx_uint_t slot);
 static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
 static void ngx_http_history_node_connected(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_test_connect(ngx_connection_t *c);
@@ -263,6 +282,44 @@ static char  *ngx_http_history_shape_names[] = {
     "+OK",
     "an array of one reply per queued command, or nil",
     "the string sent"
+};
+
+
+/* CRC16-CCITT (XMODEM: polynomial 0x1021, no reflection), a byte at a time */
+
+static uint16_t  ngx_http_history_crc16[256] = {
+    0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7,
+    0x8108, 0x9129, 0xa14a, 0xb16b, 0xc18c, 0xd1ad, 0xe1ce, 0xf1ef,
+    0x1231, 0x0210, 0x3273, 0x2252, 0x52b5, 0x4294, 0x72f7, 0x62d6,
+    0x9339, 0x8318, 0xb37b, 0xa35a, 0xd3bd, 0xc39c, 0xf3ff, 0xe3de,
+    0x2462, 0x3443, 0x0420, 0x1401, 0x64e6, 0x74c7, 0x44a4, 0x5485,
+    0xa56a, 0xb54b, 0x8528, 0x9509, 0xe5ee, 0xf5cf, 0xc5ac, 0xd58d,
+    0x3653, 0x2672, 0x1611, 0x0630, 0x76d7, 0x66f6, 0x5695, 0x46b4,
+    0xb75b, 0xa77a, 0x9719, 0x8738, 0xf7df, 0xe7fe, 0xd79d, 0xc7bc,
+    0x48c4, 0x58e5, 0x6886, 0x78a7, 0x0840, 0x1861, 0x2802, 0x3823,
+    0xc9cc, 0xd9ed, 0xe98e, 0xf9af, 0x8948, 0x9969, 0xa90a, 0xb92b,
+    0x5af5, 0x4ad4, 0x7ab7, 0x6a96, 0x1a71, 0x0a50, 0x3a33, 0x2a12,
+    0xdbfd, 0xcbdc, 0xfbbf, 0xeb9e, 0x9b79, 0x8b58, 0xbb3b, 0xab1a,
+    0x6ca6, 0x7c87, 0x4ce4, 0x5cc5, 0x2c22, 0x3c03, 0x0c60, 0x1c41,
+    0xedae, 0xfd8f, 0xcdec, 0xddcd, 0xad2a, 0xbd0b, 0x8d68, 0x9d49,
+    0x7e97, 0x6eb6, 0x5ed5, 0x4ef4, 0x3e13, 0x2e32, 0x1e51, 0x0e70,
+    0xff9f, 0xefbe, 0xdfdd, 0xcffc, 0xbf1b, 0xaf3a, 0x9f59, 0x8f78,
+    0x9188, 0x81a9, 0xb1ca, 0xa1eb, 0xd10c, 0xc12d, 0xf14e, 0xe16f,
+    0x1080, 0x00a1, 0x30c2, 0x20e3, 0x5004, 0x4025, 0x7046, 0x6067,
+    0x83b9, 0x9398, 0xa3fb, 0xb3da, 0xc33d, 0xd31c, 0xe37f, 0xf35e,
+    0x02b1, 0x1290, 0x22f3, 0x32d2, 0x4235, 0x5214, 0x6277, 0x7256,
+    0xb5ea, 0xa5cb, 0x95a8, 0x8589, 0xf56e, 0xe54f, 0xd52c, 0xc50d,
+    0x34e2, 0x24c3, 0x14a0, 0x0481, 0x7466, 0x6447, 0x5424, 0x4405,
+    0xa7db, 0xb7fa, 0x8799, 0x97b8, 0xe75f, 0xf77e, 0xc71d, 0xd73c,
+    0x26d3, 0x36f2, 0x0691, 0x16b0, 0x6657, 0x7676, 0x4615, 0x5634,
+    0xd94c, 0xc96d, 0xf90e, 0xe92f, 0x99c8, 0x89e9, 0xb98a, 0xa9ab,
+    0x5844, 0x4865, 0x7806, 0x6827, 0x18c0, 0x08e1, 0x3882, 0x28a3,
+    0xcb7d, 0xdb5c, 0xeb3f, 0xfb1e, 0x8bf9, 0x9bd8, 0xabbb, 0xbb9a,
+    0x4a75, 0x5a54, 0x6a37, 0x7a16, 0x0af1, 0x1ad0, 0x2ab3, 0x3a92,
+    0xfd2e, 0xed0f, 0xdd6c, 0xcd4d, 0xbdaa, 0xad8b, 0x9de8, 0x8dc9,
+    0x7c26, 0x6c07, 0x5c64, 0x4c45, 0x3ca2, 0x2c83, 0x1ce0, 0x0cc1,
+    0xef1f, 0xff3e, 0xcf5d, 0xdf7c, 0xaf9b, 0xbfba, 0x8fd9, 0x9ff8,
+    0x6e17, 0x7e36, 0x4e55, 0x5e74, 0x2e93, 0x3eb2, 0x0ed1, 0x1ef0
 };
 
 
@@ -397,65 +454,47 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
 static ngx_int_t
 ngx_http_history_node_prepare(ngx_http_history_node_t *node)
 {
-    u_char                         *p, db[NGX_INT_T_LEN];
-    size_t                          size, len[6];
-    ngx_uint_t                      i, n;
-    const char                     *argv[6];
-    ngx_http_history_command_t         cmd[NGX_HTTP_HISTORY_HANDSHAKE_MAX];
+    u_char                         *p;
+    size_t                          size;
+    ngx_uint_t                      i;
+    ngx_http_history_batch_t        b;
     ngx_http_history_redis_conf_t  *rcf;
 
     rcf = node->link->conf;
-    n = 0;
+
+    ngx_http_history_batch_init(&b, NULL);
 
     if (rcf->password.len) {
-        cmd[n].argc = 0;
-        cmd[n].argv = argv;
-        cmd[n].argvlen = len;
-
-        argv[cmd[n].argc] = "AUTH";
-        len[cmd[n].argc++] = 4;
+        ngx_http_history_batch_command(&b, "AUTH");
 
         if (rcf->username.len) {
-            argv[cmd[n].argc] = (const char *) rcf->username.data;
-            len[cmd[n].argc++] = rcf->username.len;
+            ngx_http_history_batch_arg(&b, rcf->username.data,
+                                       rcf->username.len);
         }
 
-        argv[cmd[n].argc] = (const char *) rcf->password.data;
-        len[cmd[n].argc++] = rcf->password.len;
+        ngx_http_history_batch_arg(&b, rcf->password.data,
+                                   rcf->password.len);
 
-        node->handshake_kind[n++] = NGX_HTTP_HISTORY_KIND_AUTH;
+        node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_AUTH;
     }
 
     if (rcf->db) {
-        p = ngx_sprintf(db, "%ui", rcf->db);
+        ngx_http_history_batch_command(&b, "SELECT");
+        ngx_http_history_batch_number(&b, (time_t) rcf->db);
 
-        cmd[n].argc = 2;
-        cmd[n].argv = &argv[3];
-        cmd[n].argvlen = &len[3];
-
-        argv[3] = "SELECT";
-        len[3] = 6;
-        argv[4] = (const char *) db;
-        len[4] = p - db;
-
-        node->handshake_kind[n++] = NGX_HTTP_HISTORY_KIND_SELECT;
+        node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_SELECT;
     }
 
-    cmd[n].argc = 1;
-    cmd[n].argv = &argv[5];
-    cmd[n].argvlen = &len[5];
+    ngx_http_history_batch_command(&b, "PING");
 
-    argv[5] = "PING";
-    len[5] = 4;
+    node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_PING;
 
-    node->handshake_kind[n++] = NGX_HTTP_HISTORY_KIND_PING;
-
-    node->handshake_replies = n;
+    node->handshake_replies = b.ncommands;
 
     size = 0;
 
-    for (i = 0; i < n; i++) {
-        size += ngx_http_history_format_size(&cmd[i]);
+    for (i = 0; i < b.ncommands; i++) {
+        size += ngx_http_history_format_size(&b.command[i]);
     }
 
     p = ngx_pnalloc(node->link->pool, size);
@@ -467,8 +506,8 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
     node->handshake.end = p + size;
     node->handshake.memory = 1;
 
-    for (i = 0; i < n; i++) {
-        p = ngx_http_history_format(p, &cmd[i]);
+    for (i = 0; i < b.ncommands; i++) {
+        p = ngx_http_history_format(p, &b.command[i]);
     }
 
     return NGX_OK;
@@ -521,29 +560,34 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 
 
 ngx_http_history_unit_t *
-ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
-    ngx_http_history_command_t *unit, ngx_uint_t n,
-    ngx_http_history_reply_pt handler, void *data)
+ngx_http_history_link_send(ngx_http_history_link_t *link,
+    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
+    void *data)
 {
     u_char                   *p, tag[NGX_INT_T_LEN];
     size_t                    size, tlen[2];
     ngx_uint_t                k, tagged;
     ngx_queue_t              *q;
     const char               *targv[2];
-    ngx_http_history_command_t   targ;
+    ngx_http_history_command_t  targ;
     ngx_http_history_unit_t  *cmd, *old;
     ngx_http_history_node_t  *node;
 
-    if (n == 0 || n > NGX_HTTP_HISTORY_UNIT_MAX) {
+    if (b->overflow || b->crossslot || b->ncommands == 0) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "history: redis unit for \"%V\" not sent: %s",
+                      &b->key,
+                      b->crossslot ? "keys of another slot"
+                                   : "no commands, or too many");
         return NULL;
     }
 
-    node = ngx_http_history_link_node(link, key);
+    node = ngx_http_history_link_node(link, b->slot);
 
     size = 0;
 
-    for (k = 0; k < n; k++) {
-        size += ngx_http_history_format_size(&unit[k]);
+    for (k = 0; k < b->ncommands; k++) {
+        size += ngx_http_history_format_size(&b->command[k]);
     }
 
     /*
@@ -567,7 +611,7 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
         size += ngx_http_history_format_size(&targ);
     }
 
-    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + size + n + tagged,
+    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + size + b->ncommands + tagged,
                     &node->log);
     if (cmd == NULL) {
         return NULL;
@@ -582,8 +626,8 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     cmd->buf.end = p + size;
     cmd->buf.memory = 1;
 
-    for (k = 0; k < n; k++) {
-        p = ngx_http_history_format(p, &unit[k]);
+    for (k = 0; k < b->ncommands; k++) {
+        p = ngx_http_history_format(p, &b->command[k]);
     }
 
     if (tagged) {
@@ -597,14 +641,14 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     cmd->buf.last = p;
 
     cmd->shape.kind = cmd->buf.end;
-    cmd->shape.n = n + tagged;
+    cmd->shape.n = b->ncommands + tagged;
 
     /* a unit someone waits for is not sent again: it gets its answer */
 
     cmd->idempotent = !tagged;
 
-    for (k = 0; k < n; k++) {
-        cmd->shape.kind[k] = (u_char) ngx_http_history_shape_kind(&unit[k]);
+    for (k = 0; k < b->ncommands; k++) {
+        cmd->shape.kind[k] = (u_char) ngx_http_history_shape_kind(&b->command[k]);
 
         if (!ngx_http_history_command_kinds[cmd->shape.kind[k]].idempotent) {
             cmd->idempotent = 0;
@@ -612,12 +656,18 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
     }
 
     if (tagged) {
-        cmd->shape.kind[n] = NGX_HTTP_HISTORY_KIND_TAG;
+        cmd->shape.kind[b->ncommands] = NGX_HTTP_HISTORY_KIND_TAG;
     }
 
-    cmd->replies = n + tagged;
+    cmd->slot = b->slot;
+    cmd->replies = b->ncommands + tagged;
     cmd->handler = handler;
     cmd->data = data;
+
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, &node->log, 0,
+                   "history: redis unit %p for \"%V\": %ui commands, "
+                   "%uz bytes, slot %ui",
+                   cmd, &b->key, b->ncommands, size, b->slot);
 
     if (link->queued >= link->conf->queue) {
 
@@ -673,10 +723,10 @@ ngx_http_history_link_send(ngx_http_history_link_t *link, ngx_str_t *key,
 
 
 void
-ngx_http_history_link_cancel(ngx_http_history_unit_t *cmd)
+ngx_http_history_link_cancel(ngx_http_history_unit_t *unit)
 {
-    cmd->handler = NULL;
-    cmd->data = NULL;
+    unit->handler = NULL;
+    unit->data = NULL;
 }
 
 
@@ -689,15 +739,21 @@ ngx_http_history_link_cancel(ngx_http_history_unit_t *cmd)
 ngx_uint_t
 ngx_http_history_link_up(ngx_http_history_link_t *link, ngx_str_t *key)
 {
-    return ngx_http_history_link_node(link, key)->state
+    ngx_uint_t  slot;
+
+    slot = ngx_http_history_key_slot(key->data, key->len);
+
+    return ngx_http_history_link_node(link, slot)->state
            != NGX_HTTP_HISTORY_NODE_DOWN;
 }
 
 
+/* the node that holds a hash slot */
+
 static ngx_http_history_node_t *
-ngx_http_history_link_node(ngx_http_history_link_t *link, ngx_str_t *key)
+ngx_http_history_link_node(ngx_http_history_link_t *link, ngx_uint_t slot)
 {
-    /* a single server: every key lives on the first node */
+    /* a single server: every slot lives on the first node */
 
     return &link->nodes[0];
 }
@@ -1589,7 +1645,7 @@ ngx_http_history_unit_done(ngx_http_history_link_t *link,
     }
 
     if (cmd->handler) {
-        cmd->handler(cmd, cmd->error ? NULL : reply);
+        cmd->handler(cmd->data, cmd->error ? NULL : reply);
     }
 
     ngx_free(cmd);
@@ -1883,6 +1939,129 @@ ngx_http_history_reply_free(void *reply)
  * view cost the worker (docs/performance.md).  fuzz/format.c checks the
  * bytes against redisFormatCommandArgv().
  */
+
+/*
+ * A unit being built.  Arguments point to the caller's memory until
+ * ngx_http_history_link_send() has formatted them; numbers are printed
+ * into the batch itself.
+ */
+
+void
+ngx_http_history_batch_init(ngx_http_history_batch_t *b, ngx_str_t *key)
+{
+    ngx_memzero(b, offsetof(ngx_http_history_batch_t, command));
+
+    if (key) {
+        b->key = *key;
+        b->slot = ngx_http_history_key_slot(key->data, key->len);
+    }
+}
+
+
+void
+ngx_http_history_batch_command(ngx_http_history_batch_t *b, char *name)
+{
+    ngx_http_history_command_t  *c;
+
+    if (b->ncommands == NGX_HTTP_HISTORY_COMMANDS_MAX) {
+        b->overflow = 1;
+        return;
+    }
+
+    c = &b->command[b->ncommands++];
+
+    c->argc = 0;
+    c->argv = &b->argv[b->nargs];
+    c->argvlen = &b->len[b->nargs];
+
+    ngx_http_history_batch_arg(b, (u_char *) name, ngx_strlen(name));
+}
+
+
+void
+ngx_http_history_batch_arg(ngx_http_history_batch_t *b, u_char *data,
+    size_t len)
+{
+    if (b->overflow || b->ncommands == 0
+        || b->nargs == NGX_HTTP_HISTORY_ARGS_MAX)
+    {
+        b->overflow = 1;
+        return;
+    }
+
+    b->argv[b->nargs] = (const char *) data;
+    b->len[b->nargs++] = len;
+    b->command[b->ncommands - 1].argc++;
+}
+
+
+/* an argument that names a key: it must hash to the unit's slot */
+
+void
+ngx_http_history_batch_key(ngx_http_history_batch_t *b, ngx_str_t *key)
+{
+    if ((key->data != b->key.data || key->len != b->key.len)
+        && ngx_http_history_key_slot(key->data, key->len) != b->slot)
+    {
+        b->crossslot = 1;
+    }
+
+    ngx_http_history_batch_arg(b, key->data, key->len);
+}
+
+
+void
+ngx_http_history_batch_number(ngx_http_history_batch_t *b, time_t n)
+{
+    u_char  *p;
+
+    if (b->used + NGX_TIME_T_LEN > sizeof(b->numbers)) {
+        b->overflow = 1;
+        return;
+    }
+
+    p = b->numbers + b->used;
+    b->used = ngx_sprintf(p, "%T", n) - b->numbers;
+
+    ngx_http_history_batch_arg(b, p, b->numbers + b->used - p);
+}
+
+
+/*
+ * The hash slot of a key, as Redis Cluster computes it: CRC16 (XMODEM)
+ * of the key modulo 16384, or of its hash tag, the bytes between the
+ * first "{" and the first "}" after it, if there is at least one.
+ */
+
+ngx_uint_t
+ngx_http_history_key_slot(u_char *key, size_t len)
+{
+    u_char    *p, *last, *tag, *end;
+    uint16_t   crc;
+
+    last = key + len;
+
+    tag = ngx_strlchr(key, last, '{');
+
+    if (tag) {
+        end = ngx_strlchr(tag + 1, last, '}');
+
+        if (end && end > tag + 1) {
+            key = tag + 1;
+            last = end;
+        }
+    }
+
+    crc = 0;
+
+    for (p = key; p < last; p++) {
+        crc = (uint16_t) (crc << 8)
+              ^ ngx_http_history_crc16[((crc >> 8) ^ *p) & 0xff];
+    }
+
+    return crc & (NGX_HTTP_HISTORY_SLOTS - 1);
+}
+
 
 size_t
 ngx_http_history_format_size(ngx_http_history_command_t *cmd)

@@ -16,8 +16,23 @@
 #include <hiredis/hiredis.h>
 
 
-/* the most Redis commands one unit of work may carry (MULTI ... EXEC) */
-#define NGX_HTTP_HISTORY_UNIT_MAX  64
+/*
+ * The link speaks Redis: a unit is one or more commands sent together,
+ * routed by one key (its hash slot) to the node that holds it, and
+ * answered once, with the reply to its last command.  A unit is built on
+ * the caller's stack as a batch (ngx_http_history_batch_init(), _command(),
+ * _arg(), _key(), _number()) and handed to ngx_http_history_link_send(),
+ * which formats it once into a unit of its own.
+ */
+
+/* the most commands one unit may carry (MULTI ... EXEC) */
+#define NGX_HTTP_HISTORY_COMMANDS_MAX  64
+
+/* the most arguments, command names included, of all of a unit's commands */
+#define NGX_HTTP_HISTORY_ARGS_MAX      256
+
+/* Redis Cluster's hash slots */
+#define NGX_HTTP_HISTORY_SLOTS         16384
 
 
 /*
@@ -50,17 +65,16 @@ typedef int     ngx_http_history_elements_t;
 
 typedef struct ngx_http_history_link_s  ngx_http_history_link_t;
 typedef struct ngx_http_history_node_s  ngx_http_history_node_t;
-typedef struct ngx_http_history_unit_s   ngx_http_history_unit_t;
+typedef struct ngx_http_history_unit_s  ngx_http_history_unit_t;
 
 
 /*
- * Called once per unit of work: with the reply to its last command, or
- * with NULL when the unit failed (dropped, connection lost, timed out).
- * The reply is freed after the handler returns.  A handler must not send
- * through the link.
+ * Called once per unit: with the reply to its last command, or with NULL
+ * when the unit failed (an error reply, dropped, connection lost, timed
+ * out).  The reply is freed after the handler returns.  A handler must not
+ * send through the link.
  */
-typedef void (*ngx_http_history_reply_pt)(ngx_http_history_unit_t *cmd,
-    redisReply *reply);
+typedef void (*ngx_http_history_reply_pt)(void *data, redisReply *reply);
 
 
 typedef struct {
@@ -81,6 +95,29 @@ typedef struct {
     const char                   **argv;
     size_t                        *argvlen;
 } ngx_http_history_command_t;
+
+
+/*
+ * A unit being built: its key and slot, its commands, their arguments
+ * (pointers to the caller's memory) and room for the numbers among them.
+ * Every key a command names must be in the unit's slot: a unit goes to one
+ * node, and a transaction may hold one slot's keys only.
+ */
+
+typedef struct {
+    ngx_str_t                      key;
+    ngx_uint_t                     slot;
+    ngx_uint_t                     ncommands;
+    ngx_uint_t                     nargs;
+    size_t                         used;
+    unsigned                       overflow:1;
+    unsigned                       crossslot:1;
+
+    ngx_http_history_command_t     command[NGX_HTTP_HISTORY_COMMANDS_MAX];
+    const char                    *argv[NGX_HTTP_HISTORY_ARGS_MAX];
+    size_t                         len[NGX_HTTP_HISTORY_ARGS_MAX];
+    u_char                         numbers[8 * NGX_TIME_T_LEN];
+} ngx_http_history_batch_t;
 
 
 /*
@@ -160,36 +197,34 @@ typedef struct {
 } ngx_http_history_shape_t;
 
 
-struct ngx_http_history_unit_s {
-    ngx_queue_t                    queue;
-    ngx_buf_t                      buf;
-    ngx_uint_t                     replies;
-    ngx_http_history_reply_pt      handler;
-    void                          *data;
-    ngx_http_history_shape_t       shape;
-    unsigned                       error:1;
-    unsigned                       idempotent:1;
-    unsigned                       resent:1;
-};
-
-
 ngx_http_history_link_t *ngx_http_history_link_create(ngx_cycle_t *cycle,
     ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats);
 void ngx_http_history_link_destroy(ngx_http_history_link_t *link);
 ngx_http_history_unit_t *ngx_http_history_link_send(
-    ngx_http_history_link_t *link, ngx_str_t *key,
-    ngx_http_history_command_t *unit, ngx_uint_t n,
+    ngx_http_history_link_t *link, ngx_http_history_batch_t *b,
     ngx_http_history_reply_pt handler, void *data);
-void ngx_http_history_link_cancel(ngx_http_history_unit_t *cmd);
+void ngx_http_history_link_cancel(ngx_http_history_unit_t *unit);
 ngx_uint_t ngx_http_history_link_up(ngx_http_history_link_t *link,
     ngx_str_t *key);
+
+void ngx_http_history_batch_init(ngx_http_history_batch_t *b,
+    ngx_str_t *key);
+void ngx_http_history_batch_command(ngx_http_history_batch_t *b,
+    char *name);
+void ngx_http_history_batch_arg(ngx_http_history_batch_t *b, u_char *data,
+    size_t len);
+void ngx_http_history_batch_key(ngx_http_history_batch_t *b,
+    ngx_str_t *key);
+void ngx_http_history_batch_number(ngx_http_history_batch_t *b, time_t n);
+ngx_uint_t ngx_http_history_key_slot(u_char *key, size_t len);
 
 redisReader *ngx_http_history_reader_create(
     ngx_http_history_replies_t *rp);
 void ngx_http_history_reader_release(ngx_http_history_replies_t *rp);
 
-size_t ngx_http_history_format_size(ngx_http_history_command_t *cmd);
-u_char *ngx_http_history_format(u_char *p, ngx_http_history_command_t *cmd);
+size_t ngx_http_history_format_size(ngx_http_history_command_t *command);
+u_char *ngx_http_history_format(u_char *p,
+    ngx_http_history_command_t *command);
 
 void ngx_http_history_scan_init(ngx_http_history_scan_t *s, size_t max);
 size_t ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p,

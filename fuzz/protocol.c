@@ -37,7 +37,7 @@
  */
 
 
-#include "../ngx_http_history_module.c"
+#include "../ngx_http_history_module.h"
 #include "harness.h"
 
 

@@ -24,22 +24,27 @@
  *   forget       DEL
  *   online       ngx_http_history_online_body(), with ?ids= parsed by
  *                ngx_http_history_parse_ids()
- *   views        ngx_http_history_views_body(), once for each
- *                history_views setting (total; daily; unique; both)
+ *   views        ngx_http_history_views_count() for each count (the
+ *                same reply for each), then ngx_http_history_views_body(),
+ *                once for each history_views setting (total; daily;
+ *                unique; both)
  *
  * Checked: a read fails exactly when the reply has the wrong shape, and
  * never on a reply the link lets through for LRANGE
- * (ngx_http_history_shape_check()); the ids kept are the reply's
- * non-empty strings, in order; the JSON bodies are
- * single well-formed JSON values of exactly body.len bytes; the JSON list
- * decodes back to the ids kept (less exclude, at most limit); the text
- * list is those of them without a byte <= 0x20, ',' or 0x7f, joined with
- * commas.  With -DNGX_DEBUG_PALLOC=1 AddressSanitizer checks every
+ * (ngx_http_history_shape_check()); the
+ * ids kept are the reply's non-empty strings, in order; the JSON bodies are
+ * single well-formed JSON values of exactly body.len bytes, valid UTF-8
+ * without "<", ">", "&", "'", U+2028 or U+2029 as they are (safe inside
+ * HTML); the JSON list decodes back to the ids kept (less exclude, at most
+ * limit), each byte that begins no UTF-8 sequence as U+FFFD; the text
+ * list is those of them without a byte <= 0x20, ',', 0x7f, "<", ">", "&",
+ * '"' or "'", joined with commas.  With -DNGX_DEBUG_PALLOC=1
+ * AddressSanitizer checks every
  * allocation's bounds.
  */
 
 
-#include "../ngx_http_history_module.c"
+#include "../ngx_http_history_module.h"
 #include "harness.h"
 
 
@@ -103,7 +108,7 @@ fuzz_link_takes(redisReply *reply, const char *name)
     u_char                     kind;
     size_t                     len;
     const char                *expected;
-    ngx_http_history_command_t    cmd;
+    ngx_http_history_command_t  cmd;
     ngx_http_history_shape_t   shape;
 
     len = strlen(name);
@@ -124,13 +129,18 @@ fuzz_link_takes(redisReply *reply, const char *name)
            && reply->type != REDIS_REPLY_ERROR;
 }
 
+/*
+ * The link's callback for each of n units a request waits for, with the
+ * same reply (history_views waits for one unit per count, the others for
+ * one unit).
+ */
 
 static ngx_http_history_ctx_t *
 fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
-    redisReply *reply)
+    ngx_uint_t n, redisReply *reply)
 {
+    ngx_uint_t               i;
     ngx_http_history_ctx_t  *ctx;
-    ngx_http_history_unit_t   cmd;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
     if (ctx == NULL) {
@@ -143,14 +153,31 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     ctx->event.data = ctx;
     ctx->event.log = r->connection->log;
 
-    ngx_memzero(&cmd, sizeof(ngx_http_history_unit_t));
-    cmd.data = ctx;
-    ctx->cmd = &cmd;
+    ctx->parts = ngx_pcalloc(r->pool, n * sizeof(ngx_http_history_part_t));
+    ctx->counts = ngx_pcalloc(r->pool, n * sizeof(off_t));
+    if (ctx->parts == NULL || ctx->counts == NULL) {
+        abort();
+    }
 
-    ngx_http_history_reply(&cmd, reply);
+    ctx->nparts = n;
+    ctx->nsent = n;
+    ctx->left = n;
 
-    FUZZ_CHECK(ctx->cmd == NULL, "op %lu: ctx->cmd left set",
-               (unsigned long) op);
+    for (i = 0; i < n; i++) {
+        /* a unit in flight, as far as the request knows */
+        ctx->parts[i].ctx = ctx;
+        ctx->parts[i].unit = (ngx_http_history_unit_t *) ctx;
+    }
+
+    for (i = 0; i < n; i++) {
+        FUZZ_CHECK(!ctx->done, "op %lu: done before the last reply",
+                   (unsigned long) op);
+        ngx_http_history_reply(&ctx->parts[i], reply);
+        FUZZ_CHECK(ctx->parts[i].unit == NULL, "op %lu: unit left set",
+                   (unsigned long) op);
+    }
+
+    FUZZ_CHECK(ctx->left == 0, "op %lu: replies left", (unsigned long) op);
     FUZZ_CHECK(ctx->done, "op %lu: not done", (unsigned long) op);
     FUZZ_CHECK(ctx->event.posted, "op %lu: the request was not woken up",
                (unsigned long) op);
@@ -164,14 +191,83 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
 }
 
 
+static const char *
+fuzz_format(ngx_uint_t format)
+{
+    return format == NGX_HTTP_HISTORY_FORMAT_JSON ? "json" : "text";
+}
+
+
+/* JSON safe inside HTML: UTF-8, and none of what HTML or JavaScript read */
+
+static ngx_uint_t
+fuzz_html_safe(const u_char *p, size_t len)
+{
+    size_t         n;
+    const u_char  *last;
+
+    last = p + len;
+
+    while (p < last) {
+        if (*p == '<' || *p == '>' || *p == '&' || *p == '\'') {
+            return 0;
+        }
+
+        n = fuzz_utf8_len(p, last);
+
+        if (n == 0
+            || (n == 3 && p[0] == 0xe2 && p[1] == 0x80
+                && (p[2] == 0xa8 || p[2] == 0xa9)))
+        {
+            return 0;
+        }
+
+        p += n;
+    }
+
+    return 1;
+}
+
+
+/* an id as JSON gives it back: U+FFFD for each byte that begins no UTF-8 */
+
+static size_t
+fuzz_utf8_fixed(const u_char *p, size_t len, u_char *out)
+{
+    size_t         n, k;
+    const u_char  *last;
+
+    last = p + len;
+    k = 0;
+
+    while (p < last) {
+        n = fuzz_utf8_len(p, last);
+
+        if (n == 0) {
+            out[k++] = 0xef;
+            out[k++] = 0xbf;
+            out[k++] = 0xbd;
+            p++;
+            continue;
+        }
+
+        ngx_memcpy(out + k, p, n);
+        k += n;
+        p += n;
+    }
+
+    return k;
+}
+
+
 /* the list of a fetch or a serve, as ngx_http_history_respond() sends it */
 
 static void
 fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     redisReply *reply, ngx_str_t *exclude, ngx_uint_t limit)
 {
-    u_char       *p, *last, *dec;
-    size_t        i, k, n, len;
+    u_char       *p, *last, *dec, *fixed;
+    size_t        i, k, n, len, flen;
     ngx_str_t    *id, out;
     ngx_uint_t    format, want, exclude_nul_known;
     redisReply   *e;
@@ -226,8 +322,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         if (ngx_http_history_render(r, ctx->ids, format, exclude, limit, &out)
             != NGX_OK)
         {
-            FUZZ_CHECK(0, "render(%s) failed",
-                       format == NGX_HTTP_HISTORY_FORMAT_JSON ? "json" : "text");
+            FUZZ_CHECK(0, "render(%s) failed", fuzz_format(format));
         }
 
         p = out.data;
@@ -243,6 +338,10 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
                        "render(json) is not an array: %s",
                        fuzz_show(out.data, out.len));
 
+            FUZZ_CHECK(fuzz_html_safe(out.data, out.len),
+                       "render(json) is not safe in HTML: %s",
+                       fuzz_show(out.data, out.len));
+
             p = (u_char *) fuzz_json_ws(p + 1, last);
 
         }
@@ -250,7 +349,8 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         /* walk the expected ids and the output together */
 
         dec = malloc(NGX_HTTP_HISTORY_ID_MAX + out.len + 1);
-        if (dec == NULL) {
+        fixed = malloc(3 * NGX_HTTP_HISTORY_ID_MAX + out.len + 1);
+        if (dec == NULL || fixed == NULL) {
             abort();
         }
 
@@ -271,7 +371,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
             }
 
             if (format == NGX_HTTP_HISTORY_FORMAT_TEXT
-                && !ngx_http_history_safe_id(id[i].data, id[i].len))
+                && ngx_http_history_id_unsafe(id[i].data, id[i].len))
             {
                 continue;
             }
@@ -279,7 +379,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
             if (n) {
                 FUZZ_CHECK(p < last && *p == ',',
                            "render(%s): no comma before id %lu: %s",
-                           format == NGX_HTTP_HISTORY_FORMAT_JSON ? "json" : "text",
+                           fuzz_format(format),
                            (unsigned long) n, fuzz_show(out.data, out.len));
                 p++;
             }
@@ -296,8 +396,9 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
                            fuzz_show(exclude->data, exclude->len),
                            (unsigned long) limit,
                            fuzz_show(out.data, out.len));
-                FUZZ_CHECK(len == id[i].len
-                           && ngx_memcmp(dec, id[i].data, len) == 0,
+                flen = fuzz_utf8_fixed(id[i].data, id[i].len, fixed);
+
+                FUZZ_CHECK(len == flen && ngx_memcmp(dec, fixed, len) == 0,
                            "render(json): id %lu decodes to \"%s\"",
                            (unsigned long) n, fuzz_show(dec, len));
 
@@ -318,6 +419,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         }
 
         free(dec);
+        free(fixed);
 
         if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             FUZZ_CHECK(p + 1 == last,
@@ -360,6 +462,10 @@ fuzz_body(ngx_http_history_ctx_t *ctx, const char *what, ngx_uint_t want)
                "%s: body is not one JSON object of %lu bytes: %s", what,
                (unsigned long) ctx->body.len,
                fuzz_show(ctx->body.data, ctx->body.len));
+
+    FUZZ_CHECK(fuzz_html_safe(ctx->body.data, ctx->body.len),
+               "%s: body is not safe in HTML: %s", what,
+               fuzz_show(ctx->body.data, ctx->body.len));
 }
 
 
@@ -372,7 +478,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_int_t                    n, rc;
     ngx_str_t                    exclude, value;
     ngx_uint_t                   limit, views, count, want;
-    redisReply                  *reply, *e;
+    redisReply                  *reply;
     ngx_array_t                 *ids;
     redisReader                 *reader;
     ngx_http_request_t          *r;
@@ -472,12 +578,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         ctx = fuzz_call(r, count % 2 ? NGX_HTTP_HISTORY_OP_SERVE
                                      : NGX_HTTP_HISTORY_OP_FETCH,
-                        NULL, reply);
+                        NULL, 1, reply);
         fuzz_list(r, ctx, reply, &exclude, limit);
 
         /* forget: any answer will do */
 
-        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FORGET, NULL, reply);
+        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FORGET, NULL, 1, reply);
         FUZZ_CHECK(!ctx->failed, "forget failed on a reply");
 
         if (ids == NULL) {
@@ -495,32 +601,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    || (reply->element[1]->type == REDIS_REPLY_ARRAY
                        && reply->element[1]->elements == ids->nelts));
 
-        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, reply);
+        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, 1, reply);
         fuzz_body(ctx, "online", want);
 
-        /* views: [totals, (todays), (unique count per id)...] */
+        /* views: a count per id and kind (total, today, unique) */
 
-        for (views = 0; views < 4; views++) {
+        for (views = 0; views < 4 && ids->nelts; views++) {
             fuzz_hlcf.views_flags = views;
 
-            j = 1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
-                + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? ids->nelts : 0);
+            j = ids->nelts
+                * (1 + ((views & NGX_HTTP_HISTORY_COUNT_DAILY) ? 1 : 0)
+                   + ((views & NGX_HTTP_HISTORY_COUNT_UNIQUE) ? 1 : 0));
 
-            want = reply->type == REDIS_REPLY_ARRAY && reply->elements == j;
+            want = reply->type == REDIS_REPLY_STRING
+                   || reply->type == REDIS_REPLY_INTEGER
+                   || reply->type == REDIS_REPLY_NIL;
 
-            if (want) {
-                e = reply->element[0];
-                want = e->type == REDIS_REPLY_ARRAY
-                       && e->elements == ids->nelts;
-            }
-
-            if (want && (views & NGX_HTTP_HISTORY_COUNT_DAILY)) {
-                e = reply->element[1];
-                want = e->type == REDIS_REPLY_ARRAY
-                       && e->elements == ids->nelts;
-            }
-
-            ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_VIEWS, ids, reply);
+            ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_VIEWS, ids, j, reply);
             fuzz_body(ctx, "views", want);
         }
 
@@ -531,7 +628,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* and a unit that failed: no reply at all */
 
-    ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FETCH, NULL, NULL);
+    ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_FETCH, NULL, 1, NULL);
     FUZZ_CHECK(ctx->failed, "a read without a reply did not fail");
 
     redisReaderFree(reader);

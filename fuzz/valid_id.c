@@ -8,7 +8,8 @@
  * The input, as it is, is a visitor id (a cookie's value) and a product id:
  *
  *   ngx_http_history_valid_visitor()  32 lowercase hex digits
- *   ngx_http_history_safe_id()        no byte <= 0x20, no ',' nor 0x7f
+ *   ngx_http_history_id_unsafe()      no byte <= 0x20, no ',' nor 0x7f,
+ *                                     nor '<', '>', '&', '"', '\''
  *   ngx_http_history_valid_id()       1..256 bytes, safe, and matching
  *                                     history_id_pattern: the default
  *                                     "^[0-9]+$" (compiled with nginx's
@@ -20,7 +21,7 @@
  */
 
 
-#include "../ngx_http_history_module.c"
+#include "../ngx_http_history_module.h"
 #include "harness.h"
 
 
@@ -45,15 +46,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
 
-    rc.pattern = ngx_http_history_default_pattern;
+    ngx_str_set(&rc.pattern, "^[0-9]+$");
     rc.pool = fuzz_pool;
     rc.err.len = NGX_MAX_CONF_ERRSTR;
     rc.err.data = errstr;
 
     if (ngx_regex_compile(&rc) != NGX_OK) {
         fprintf(stderr, "ngx_regex_compile(\"%.*s\"): %.*s\n",
-                (int) ngx_http_history_default_pattern.len,
-                ngx_http_history_default_pattern.data,
+                (int) rc.pattern.len, rc.pattern.data,
                 (int) rc.err.len, rc.err.data);
         abort();
     }
@@ -74,7 +74,9 @@ fuzz_safe(const u_char *p, size_t len)
     size_t  i;
 
     for (i = 0; i < len; i++) {
-        if (p[i] <= ' ' || p[i] == ',' || p[i] == 0x7f) {
+        if (p[i] <= ' ' || p[i] == ',' || p[i] == 0x7f || p[i] == '<'
+            || p[i] == '>' || p[i] == '&' || p[i] == '"' || p[i] == '\'')
+        {
             return 0;
         }
     }
@@ -129,20 +131,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                fuzz_show(data, size), (unsigned long) got,
                (unsigned long) want);
 
-    /* the text list's filter */
+    /* the bytes no id holds: for recording and for the text list */
 
     want = fuzz_safe(data, size);
-    got = ngx_http_history_safe_id(id.data, id.len);
+    got = (ngx_http_history_id_unsafe(id.data, id.len) == NULL);
 
-    FUZZ_CHECK(got == want, "safe_id(\"%s\") = %lu, expected %lu",
+    FUZZ_CHECK(got == want, "id_unsafe(\"%s\") = %lu, expected %lu",
                fuzz_show(data, size), (unsigned long) got,
                (unsigned long) want);
 
     /* product ids: history_id_pattern off */
 
-#if (NGX_PCRE)
-    fuzz_hlcf.pattern = NULL;
-#endif
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_ANY;
 
     rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
 
@@ -155,15 +155,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "valid_id(\"%s\", pattern off) = %ld, expected %s",
                fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
 
-#if (NGX_PCRE)
+    /* product ids: the default, ^[0-9]+$, checked without PCRE */
 
-    /* product ids: the default pattern, ^[0-9]+$ */
-
-    fuzz_hlcf.pattern = fuzz_default_pattern;
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_DIGITS;
 
     rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
 
     want = size <= NGX_HTTP_HISTORY_ID_MAX && fuzz_digits(data, size);
+
+    FUZZ_CHECK((rc == NGX_OK) == want,
+               "valid_id(\"%s\", digits) = %ld, expected %s",
+               fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
+
+#if (NGX_PCRE)
+
+    /* the same pattern as a regular expression */
+
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_PATTERN;
+    fuzz_hlcf.pattern = fuzz_default_pattern;
+
+    rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
 
     FUZZ_CHECK(rc == NGX_OK || rc == NGX_DECLINED,
                "valid_id(\"%s\") = %ld", fuzz_show(data, size), (long) rc);
@@ -171,20 +182,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "valid_id(\"%s\", ^[0-9]+$) = %ld, expected %s",
                fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
 
-    /* the same pattern checked without PCRE, as merged locations do */
-
-    fuzz_hlcf.digits = 1;
-
-    rc = ngx_http_history_valid_id(r, &fuzz_hlcf, &id);
-
-    FUZZ_CHECK((rc == NGX_OK) == want,
-               "valid_id(\"%s\", digits) = %ld, expected %s",
-               fuzz_show(data, size), (long) rc, want ? "OK" : "DECLINED");
-
-    fuzz_hlcf.digits = 0;
     fuzz_hlcf.pattern = NULL;
 
 #endif
+
+    fuzz_hlcf.id_check = NGX_HTTP_HISTORY_ID_ANY;
 
     fuzz_done(r);
 

@@ -35,7 +35,35 @@ Cookie: sessionid=abc
 
 
 
-=== TEST 2: in Prometheus' text format
+=== TEST 2: a read shared by history_fetch and history_serve counts once
+--- http_config
+    history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location ~ ^/product/(\d+)$ {
+        history_record $1;
+        return 200 "product $1\n";
+    }
+
+    location = /both {
+        history_fetch on;
+        history_serve;
+    }
+
+    location = /stats {
+        history_stats;
+    }
+--- pipelined_requests eval
+["GET /product/1", "GET /both", "GET /both", "GET /stats"]
+--- more_headers
+Cookie: sessionid=abc
+--- response_body_like eval
+["product 1", '\["1"\]', '\["1"\]', qr/"total":\{[^}]*"reads":2,"fallbacks":0\}/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: in Prometheus' text format
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
@@ -61,7 +89,7 @@ Cookie: sessionid=abc
 
 
 
-=== TEST 3: Redis away: reads given the fallback and drops are counted
+=== TEST 4: Redis away: reads given the fallback and drops are counted
 --- http_config
     history_redis 127.0.0.1:1 queue=2;
 --- config

@@ -383,8 +383,9 @@ for my $mode (grep { wanted($_) } sort keys %untrusted) {
 
 
 # 4. Units in flight on a connection that dies: those that may run twice
-#    (a last action: SET, ZADD, ZREMRANGEBYSCORE, EXPIRE) are sent again,
-#    once; a recorded view (LPUSH) is not, it is counted as failed
+#    (a last action: SET; the online set: ZADD, ZREMRANGEBYSCORE, EXPIRE)
+#    are sent again, once; a recorded view (LPUSH) is not, it is counted
+#    as failed
 
 if (wanted('resend')) {
     %p = proc_setup(name => 'hostile', offset => 16, conf => <<'END');
@@ -416,11 +417,12 @@ END
     my ($body) = request('/product/5');
     is($body, "product 5\n", 'resend: the page is served');
 
-    ok(wait_for(sub { stats()->{replied} == 1 }, 3),
+    ok(wait_for(sub { stats()->{replied} == 2 }, 3),
        'resend: the last action is answered on the next connection');
 
     my $st = stats();
-    is($st->{queued}, 2, 'resend: two units, the view and the last action');
+    is($st->{queued}, 3, 'resend: three units, the view, the last action '
+                         . 'and the online set');
     is($st->{failed}, 1, 'resend: the view is counted as failed');
     is($st->{queue}, 0, 'resend: nothing left');
     ok(log_count(qr/restored after \d+ s, 0 commands dropped, 1 failed/),
