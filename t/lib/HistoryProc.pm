@@ -35,8 +35,21 @@ sub proc_setup {
     $conf =~ s/\$REDIS_PORT\b/$p{rport}/g;
     $conf =~ s/\$HTTP_PORT\b/$p{hport}/g;
 
+    # workers run as the block-format runner's do (t/lib/Test/Nginx/Util.pm):
+    # as TEST_NGINX_WORKER_USER, or, under root, as root, since nginx's
+    # default, nobody, cannot enter a checkout in a mode 700 directory
+    # such as /root; a script that names its own user keeps it
+    my $user = '';
+    if ($conf !~ /^\s*user\s/m) {
+        if (defined $ENV{TEST_NGINX_WORKER_USER}) {
+            $user = "user $ENV{TEST_NGINX_WORKER_USER};\n";
+        } elsif ($> == 0) {
+            $user = "user root;\n";
+        }
+    }
+
     open my $fh, '>', "$p{root}/conf/nginx.conf" or die $!;
-    print $fh "load_module $p{module};\n", $conf;
+    print $fh "load_module $p{module};\n", $user, $conf;
     close $fh;
 
     return %p;
