@@ -309,6 +309,25 @@ stop:
 	@RUN_DIR='$(RUN_DIR)' $(TOP)/scripts/demo.sh stop
 
 
+# The demo shop in headless chromium (t/browser/shop.py): a demo of its
+# own, on BROWSER_PORT, with an empty Redis on BROWSER_REDIS_PORT;
+# screenshots in build/browser/screenshots/.
+
+BROWSER_PORT ?=     18090
+BROWSER_REDIS_PORT ?= 18091
+BROWSER_DRIVER_PORT ?= 18092
+
+.PHONY: test-browser
+
+test-browser: build
+	@$(DEPS) --for 'make test-browser' $(RUN_PKGS) $(BROWSER_PKGS)
+	@BROWSER_DIR='$(BUILD)/browser' BROWSER_PORT='$(BROWSER_PORT)' \
+	BROWSER_REDIS_PORT='$(BROWSER_REDIS_PORT)' \
+	BROWSER_DRIVER_PORT='$(BROWSER_DRIVER_PORT)' \
+	MODULE='$(SO)' NGINX_BIN='$(RUN_NGINX)' \
+	$(TOP)/scripts/test-browser.sh
+
+
 clean:
 	@if [ -d $(RUN_DIR) ]; then $(TOP)/scripts/demo.sh stop; fi
 	@if [ -d $(TEST_REDIS_DIR) ]; then \
