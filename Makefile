@@ -309,6 +309,32 @@ stop:
 	@RUN_DIR='$(RUN_DIR)' $(TOP)/scripts/demo.sh stop
 
 
+# The Debian package (debian/): built from a copy of the tree in build/deb/
+# with dpkg-buildpackage and dh-sequence-nginx, checked with lintian (no
+# errors), then test-deb: the .deb unpacked with dpkg-deb -x, its module
+# loaded by Debian's nginx through the package's snippet, a view recorded
+# and served through a private Redis.
+
+DEB_DIR =           $(BUILD)/deb
+DEB_TEST_PORT ?=    18093
+DEB_TEST_REDIS_PORT ?= 18094
+
+.PHONY: deb test-deb
+
+deb:
+	@$(DEPS) --for 'make deb' $(DEB_PKGS)
+	@$(TOP)/scripts/deb.sh $(DEB_DIR)
+	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory test-deb
+
+test-deb:
+	@$(DEPS) --for 'make test-deb' $(DEB_TEST_PKGS)
+	@deb=$$(ls $(DEB_DIR)/libnginx-mod-http-history_*_$$(dpkg --print-architecture).deb 2>/dev/null | tail -n 1); \
+	if [ -z "$$deb" ]; then echo "test-deb: no package in $(DEB_DIR): make deb" >&2; exit 1; fi; \
+	DEB_TEST_DIR='$(BUILD)/deb-test' DEB_TEST_PORT='$(DEB_TEST_PORT)' \
+	DEB_TEST_REDIS_PORT='$(DEB_TEST_REDIS_PORT)' NGINX_BIN='$(NGINX)' \
+	$(TOP)/scripts/test-deb.sh "$$deb"
+
+
 # The demo shop in headless chromium (t/browser/shop.py): a demo of its
 # own, on BROWSER_PORT, with an empty Redis on BROWSER_REDIS_PORT;
 # screenshots in build/browser/screenshots/.
