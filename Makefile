@@ -354,6 +354,21 @@ test-browser: build
 	$(TOP)/scripts/test-browser.sh
 
 
+# README's set-up on a fresh Debian 12 made with debootstrap (as root; it
+# downloads a base system: not in CI).  The ports given to make here are
+# passed on to the steps in that root.
+
+.PHONY: test-fresh
+
+test-fresh:
+	@RUN_PORT='$(RUN_PORT)' RUN_REDIS_PORT='$(RUN_REDIS_PORT)' \
+	TEST_NGINX_REDIS_PORT='$(TEST_NGINX_REDIS_PORT)' \
+	BROWSER_PORT='$(BROWSER_PORT)' BROWSER_REDIS_PORT='$(BROWSER_REDIS_PORT)' \
+	BROWSER_DRIVER_PORT='$(BROWSER_DRIVER_PORT)' \
+	DEB_TEST_PORT='$(DEB_TEST_PORT)' DEB_TEST_REDIS_PORT='$(DEB_TEST_REDIS_PORT)' \
+	$(TOP)/scripts/test-fresh.sh
+
+
 clean:
 	@if [ -d $(RUN_DIR) ]; then $(TOP)/scripts/demo.sh stop; fi
 	@if [ -d $(TEST_REDIS_DIR) ]; then \
