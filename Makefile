@@ -158,8 +158,8 @@ RUN_REDIS_PORT ?=   16380
 RUN_NGINX ?=        $(if $(SAN_OPT),$(TOP)/scripts/nginx-san,$(NGINX))
 
 
-.PHONY: all build deps test test-valgrind test-upstream-build run stop clean \
-        help FORCE
+.PHONY: all build deps deps-build test test-valgrind test-upstream-build run \
+        stop clean help FORCE
 
 all: build
 

@@ -26,9 +26,10 @@ fi
 dir=$1
 case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
 
+# the version of an installed package; nothing if it is not installed
 installed() {
-    dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null \
-    | sed -n 's/^ii *//p'
+    { dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null \
+      || true; } | sed -n 's/^ii *//p'
 }
 
 nginx_version=$(installed nginx)
