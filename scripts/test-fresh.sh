@@ -203,7 +203,7 @@ step() {
         < /dev/null 2>&1 | tee -a "$dir/steps.log" || rc=$?
     after=$(count)
 
-    results+=("$(printf '%-14s %4d s  %4d packages  %5d MB  %s' "$name" \
+    results+=("$(printf '%-18s %4d s  %4d packages  %5d MB  %s' "$name" \
         $((SECONDS - t0)) $(( ${after% *} - ${before% *} )) \
         $(( ${after#* } - ${before#* } )) \
         "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")")")
@@ -240,6 +240,17 @@ step "set-up" "$setup" || failed=1
 for s in $steps; do
     [ $failed -eq 0 ] || break
     case "$s" in
+        stop)
+            # the demo that "make run" left running serves the shop
+            step "make stop" 'cd project
+port=${RUN_PORT:-8080}
+page=$(curl -fsS -c jar http://127.0.0.1:$port/)
+grep -q "id=\"catalogue\"" <<< "$page"
+curl -fsS -b jar -c jar http://127.0.0.1:$port/product/3 >/dev/null
+page=$(curl -fsS -b jar http://127.0.0.1:$port/product/5)
+grep -q "shop.strip(\[\"3\"\]" <<< "$page"
+rm -f jar
+make stop' || failed=1 ;;
         package)
             step "package" 'cd project
 deb=$(ls build/deb/libnginx-mod-http-history_*_amd64.deb)
@@ -258,10 +269,10 @@ done
 {
     echo "test-fresh: $(date -u '+%Y-%m-%d %H:%M UTC'), Debian $(cat "$root/etc/debian_version")," \
          "$(nproc) CPUs"
-    printf '%-14s %4d s  %4d packages  %5d MB  (the base system)\n' \
+    printf '%-18s %4d s  %4d packages  %5d MB  (the base system)\n' \
         debootstrap "$t_debootstrap" ${base% *} ${base#* }
     printf '%s\n' "${results[@]}"
-    echo "total          $((SECONDS - t_start)) s," \
+    echo "total              $((SECONDS - t_start)) s," \
          "$(( $(count | cut -d' ' -f1) - ${base% *} )) packages installed;" \
          "$([ $failed -eq 0 ] && echo ok || echo FAILED)"
 } | tee "$report"
