@@ -48,6 +48,12 @@ sub proc_setup {
         }
     }
 
+    # nginx's default access log is /var/log/nginx/access.log, which only
+    # root may open: the scripts' nginx logs in its own prefix, as the
+    # block-format runner's does, unless a script says otherwise (a later
+    # access_log of the http block adds to it, "off" turns it off)
+    $conf =~ s/^(\s*http\s*\{[^\n]*\n)/$1    access_log logs\/access.log;\n/m;
+
     open my $fh, '>', "$p{root}/conf/nginx.conf" or die $!;
     print $fh "load_module $p{module};\n", $user, $conf;
     close $fh;
