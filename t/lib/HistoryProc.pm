@@ -24,7 +24,10 @@ sub proc_setup {
     $p{nginx} = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     $p{module} = $ENV{TEST_NGINX_LOAD_MODULES};
     $p{rport} = ($ENV{TEST_NGINX_REDIS_PORT} || 16379) + $args{offset};
-    $p{hport} = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + $args{offset};
+    # the block-format runner's port (t/lib/Test/Nginx/Util.pm), so that
+    # TEST_NGINX_PORT moves the scripts' nginx too
+    $p{hport} = ($ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
+                 || 1984) + $args{offset};
     $p{root} = ($ENV{TEST_NGINX_SERVROOT} || "$ENV{PWD}/t/servroot")
                . "-$args{name}";
 
