@@ -202,8 +202,9 @@ test: build
 #
 # BENCH_BASE names a commit of this repository: its tree is extracted
 # (git archive) into build/bench-base/<commit>/src, its module built there
-# by that tree's own "make build", and bench/run.sh runs it as a third
-# side, "base", next to "module" and "plain" (BENCH_BASE_SO).
+# by that tree's own "make build" (the same CFLAGS, LDFLAGS, SAN, CC), and
+# bench/run.sh runs it as a third side, "base", next to "module" and
+# "plain" (BENCH_BASE_SO).
 
 BENCH_PKGS =        wrk gunicorn python3-django python3-redis gnuplot-nox \
                     valgrind linux-perf
@@ -229,7 +230,8 @@ bench: build
 	        touch $$dir/extracted; \
 	    fi; \
 	    echo "bench: the base, $$base_rev, built in $$dir/src"; \
-	    $(MAKE) -C $$dir/src build; \
+	    $(MAKE) -C $$dir/src build CFLAGS=$(call quote,$(CFLAGS)) \
+	        LDFLAGS=$(call quote,$(LDFLAGS)); \
 	    base_so=$$dir/src/build/$(MODULE).so; \
 	fi; \
 	BENCH_QUICK='$(BENCH_QUICK)' NGINX_BIN='$(NGINX)' MODULE_SO='$(SO)' \
