@@ -123,9 +123,13 @@ total_ir() {
 }
 
 # self Ir per function: "ir<TAB>function<TAB>object" (object may be empty
-# when callgrind_annotate leaves it out: the same function in several files)
+# when callgrind_annotate leaves it out: the same function in several files);
+# the function table only (--auto=no): the annotated sources that follow it
+# repeat the same costs line by line, and a file whose source is not found
+# adds a "<counts for unidentified lines in ...>" total, counted twice then
 functions() {
-    callgrind_annotate --threshold=100 --inclusive=no "$1" 2>/dev/null \
+    callgrind_annotate --threshold=100 --inclusive=no --auto=no "$1" \
+        2>/dev/null \
         | awk '
         /^-+$/ { sep++; next }
         sep >= 4 && /^ *[0-9,]+ / && !/PROGRAM TOTALS/ {
@@ -137,7 +141,6 @@ functions() {
                 $0 = substr($0, 1, RSTART - 1)
             }
             if ($0 !~ /^<counts for/) sub(/^[^ ]*:/, "")   # the source file
-            else sub(/ in [^ ]*\//, " in ")      # the file, without its path
             print ir "\t" $0 "\t" obj
         }'
 }
@@ -283,7 +286,8 @@ for prof in $CG_PROFILE; do
     read -r ma mb < <(outs "$case" "$conns" module)
     for f in a b; do
         eval "out=\$m$f"
-        callgrind_annotate --threshold=100 --inclusive=yes "$out" 2>/dev/null \
+        callgrind_annotate --threshold=100 --inclusive=yes --auto=no "$out" \
+            2>/dev/null \
             | awk '/^ *[0-9,]+ / && !/PROGRAM TOTALS/ {
                 ir = $1; gsub(",", "", ir)
                 sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "")
