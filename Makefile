@@ -242,17 +242,44 @@ test: build
 #   make bench                      everything, about 10 minutes
 #   make bench BENCH_QUICK=1        a short run, about 3 minutes
 #   make bench BENCH_SECTIONS='write callgrind'
+#   make bench BENCH_BASE=e247102   also the module of an earlier commit
+#
+# BENCH_BASE names a commit of this repository: its tree is extracted
+# (git archive) into build/bench-base/<commit>/src, its module built there
+# by that tree's own "make build" (the same CFLAGS, LDFLAGS, SAN, CC), and
+# bench/run.sh runs it as a third side, "base", next to "module" and
+# "plain" (BENCH_BASE_SO).
 
 BENCH_PKGS =        wrk gunicorn python3-django python3-redis gnuplot-nox \
                     valgrind linux-perf
 BENCH_QUICK ?=      0
 BENCH_SECTIONS ?=
+BENCH_BASE ?=
+BENCH_BASE_DIR =    $(BUILD)/bench-base
 
 .PHONY: bench
 
 bench: build
 	@$(DEPS) --for 'make bench' $(BENCH_PKGS)
-	@BENCH_QUICK='$(BENCH_QUICK)' NGINX_BIN='$(NGINX)' MODULE_SO='$(SO)' \
+	@base_so=; base_rev=; \
+	if [ -n $(call quote,$(BENCH_BASE)) ]; then \
+	    base_rev=$$(git -C $(TOP) rev-parse --verify --quiet \
+	                    $(call quote,$(BENCH_BASE))^{commit}) \
+	    || { echo "bench: BENCH_BASE="$(call quote,$(BENCH_BASE))":" \
+	              "not a commit of this repository" >&2; exit 1; }; \
+	    dir=$(BENCH_BASE_DIR)/$$base_rev; \
+	    if [ ! -f $$dir/extracted ]; then \
+	        rm -rf $$dir; mkdir -p $$dir/src; \
+	        git -C $(TOP) archive $$base_rev | tar -x -C $$dir/src; \
+	        touch $$dir/extracted; \
+	    fi; \
+	    echo "bench: the base, $$base_rev, built in $$dir/src"; \
+	    $(MAKE) -C $$dir/src build CFLAGS=$(call quote,$(CFLAGS)) \
+	        LDFLAGS=$(call quote,$(LDFLAGS)); \
+	    base_so=$$dir/src/build/$(MODULE).so; \
+	fi; \
+	BENCH_QUICK='$(BENCH_QUICK)' NGINX_BIN='$(NGINX)' MODULE_SO='$(SO)' \
+	BENCH_BASE_SO="$$base_so" BENCH_BASE_REV="$$base_rev" \
 	bash $(TOP)/bench/run.sh $(BENCH_SECTIONS)
 
 
