@@ -10,6 +10,7 @@
 #include <ngx_event_connect.h>
 
 #include "ngx_http_history_redis.h"
+#include "ngx_http_history_sentinel.h"
 
 
 #define NGX_HTTP_HISTORY_BACKOFF_MIN    100
@@ -53,6 +54,7 @@ struct ngx_http_history_node_s {
     ngx_event_t                    flush;
     ngx_msec_t                     backoff;
     ngx_http_history_node_state_e  state;
+    unsigned                       resolved:1; /* by Sentinel, for now */
 
     time_t                         down_since;
     time_t                         down_logged;
@@ -87,6 +89,7 @@ struct ngx_http_history_link_s {
     u_char                        *recv_buf;
     ngx_chain_t                    chain[NGX_HTTP_HISTORY_CHAIN_MAX];
     ngx_http_history_link_stats_t *stats;
+    ngx_http_history_sentinel_t   *sentinel;
 };
 
 
@@ -97,6 +100,8 @@ static ngx_int_t ngx_http_history_node_prepare(
 static ngx_http_history_node_t *ngx_http_history_link_node(
     ngx_http_history_link_t *link, ngx_uint_t slot);
 static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
+static void ngx_http_history_node_resolved(void *data, ngx_addr_t *addr);
+static void ngx_http_history_link_moved(void *data);
 static void ngx_http_history_node_connected(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_test_connect(ngx_connection_t *c);
 static void ngx_http_history_node_write_handler(ngx_event_t *wev);
@@ -200,6 +205,7 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
     ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats)
 {
     ngx_pool_t               *pool;
+    ngx_addr_t               *addr;
     ngx_http_history_link_t  *link;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, cycle->log);
@@ -227,8 +233,21 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
         goto failed;
     }
 
-    if (ngx_http_history_node_init(link, &link->nodes[0], rcf->addr,
-                                   cycle->log)
+    addr = rcf->addr;
+
+    if (rcf->sentinel_name.len) {
+        link->sentinel = ngx_http_history_sentinel_create(cycle, pool, rcf,
+                                                 stats,
+                                                 ngx_http_history_link_moved,
+                                                 link);
+        if (link->sentinel == NULL) {
+            goto failed;
+        }
+
+        addr = ngx_http_history_sentinel_addr(link->sentinel);
+    }
+
+    if (ngx_http_history_node_init(link, &link->nodes[0], addr, cycle->log)
         != NGX_OK)
     {
         goto failed;
@@ -237,6 +256,10 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
     return link;
 
 failed:
+
+    if (link && link->sentinel) {
+        ngx_http_history_sentinel_destroy(link->sentinel);
+    }
 
     ngx_destroy_pool(pool);
     return NULL;
@@ -336,6 +359,11 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
         ngx_http_history_batch_number(&b, (time_t) rcf->db);
     }
 
+    if (node->link->sentinel) {
+        /* a Sentinel's answer may be stale: is it the master? */
+        ngx_http_history_batch_command(&b, "ROLE");
+    }
+
     node->handshake_replies = b.ncommands;
 
     if (b.ncommands == 0) {
@@ -372,6 +400,10 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
     ngx_http_history_node_t  *node;
 
     left = link->queued;
+
+    if (link->sentinel) {
+        ngx_http_history_sentinel_destroy(link->sentinel);
+    }
 
     for (i = 0; i < link->nnodes; i++) {
         node = &link->nodes[i];
@@ -571,6 +603,15 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
     ngx_int_t          rc;
     ngx_connection_t  *c;
 
+    if (node->link->sentinel && !node->resolved) {
+        /* where the master is now: asked before every connection */
+        node->state = NGX_HTTP_HISTORY_NODE_CONNECTING;
+        ngx_http_history_sentinel_resolve(node->link->sentinel,
+                                          ngx_http_history_node_resolved,
+                                          node);
+        return;
+    }
+
     node->link->stats->connects++;
 
     node->log.action = "connecting to redis";
@@ -607,6 +648,53 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
     }
 
     ngx_http_history_node_connected(node);
+}
+
+
+static void
+ngx_http_history_node_resolved(void *data, ngx_addr_t *addr)
+{
+    ngx_http_history_node_t  *node = data;
+
+    if (addr == NULL) {
+        /* no Sentinel answered: as if the node were down */
+        ngx_http_history_node_close(node);
+        return;
+    }
+
+    node->peer.sockaddr = addr->sockaddr;
+    node->peer.socklen = addr->socklen;
+    node->peer.name = &addr->name;
+    node->resolved = 1;
+
+    ngx_http_history_node_connect(node);
+}
+
+
+/*
+ * A Sentinel says the master moved: the connection to the old one is
+ * closed, and the next one goes where the Sentinel said
+ */
+
+static void
+ngx_http_history_link_moved(void *data)
+{
+    ngx_http_history_link_t  *link = data;
+
+    ngx_uint_t                i;
+    ngx_http_history_node_t  *node;
+
+    for (i = 0; i < link->nnodes; i++) {
+        node = &link->nodes[i];
+
+        if (node->peer.connection) {
+            ngx_http_history_node_close(node);
+
+        } else if (node->reconnect.timer_set) {
+            ngx_del_timer(&node->reconnect);
+            ngx_add_timer(&node->reconnect, 1);
+        }
+    }
 }
 
 
@@ -923,6 +1011,7 @@ static ngx_int_t
 ngx_http_history_node_process(ngx_http_history_node_t *node)
 {
     void                     *r;
+    ngx_uint_t                readonly;
     redisReply               *reply;
     ngx_http_history_unit_t  *cmd;
     ngx_http_history_link_t  *link;
@@ -973,9 +1062,17 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
         cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
                              ngx_http_history_unit_t, queue);
 
+        readonly = 0;
+
         if (ngx_http_history_reply_failed(reply)) {
             cmd->error = 1;
             ngx_http_history_node_log_reply(node, reply);
+
+            /* written to a replica: where is the master now? */
+            readonly = link->sentinel
+                       && reply->type == REDIS_REPLY_ERROR
+                       && reply->len >= 8
+                       && ngx_strncmp(reply->str, "READONLY", 8) == 0;
         }
 
         if (--cmd->replies == 0) {
@@ -983,6 +1080,11 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
         }
 
         ngx_http_history_reader_release(&node->replies);
+
+        if (readonly) {
+            ngx_http_history_node_close(node);
+            return NGX_ERROR;
+        }
     }
 }
 
@@ -991,11 +1093,20 @@ static ngx_int_t
 ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
     redisReply *reply)
 {
+    if (node->link->sentinel && node->handshake_left == 1
+        && reply->type != REDIS_REPLY_ERROR
+        && ngx_http_history_sentinel_role(reply, &node->log) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, &node->log, 0,
                       "redis refused %s: \"%*s\"",
-                      node->handshake_left == 1 && node->link->conf->db
-                      ? "SELECT" : "AUTH",
+                      node->handshake_left == node->handshake_replies
+                      && node->link->conf->password.len ? "AUTH"
+                      : node->handshake_left == 1 && node->link->sentinel
+                      ? "ROLE" : "SELECT",
                       (size_t) reply->len, reply->str);
         return NGX_ERROR;
     }
@@ -1081,6 +1192,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     ngx_http_history_node_disconnect(node);
 
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
+    node->resolved = 0;
     link->stats->state = 0;
     node->log.action = NULL;
 
