@@ -1095,7 +1095,9 @@ ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
 {
     if (node->link->sentinel && node->handshake_left == 1
         && reply->type != REDIS_REPLY_ERROR
-        && ngx_http_history_sentinel_role(reply, &node->log) != NGX_OK)
+        && ngx_http_history_sentinel_role(node->link->sentinel, reply,
+                                          &node->log)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

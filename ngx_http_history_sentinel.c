@@ -82,6 +82,9 @@ struct ngx_http_history_sentinel_s {
     ngx_http_history_sentinel_moved_pt  moved;
     void                          *moved_data;
 
+    ngx_str_t                     *peer;       /* the one talked to, for
+                                                  the log */
+
     /* the address handed to the link, and the one +switch-master named */
     ngx_addr_t                     master;
     ngx_sockaddr_t                 master_sockaddr;
@@ -349,10 +352,14 @@ ngx_http_history_sentinel_resolve(ngx_http_history_sentinel_t *s,
 }
 
 
-/* a node's ROLE reply: NGX_OK if it says master */
+/*
+ * A node's ROLE reply: NGX_OK if it says master; otherwise the Sentinel
+ * that named it is asked last next time
+ */
 
 ngx_int_t
-ngx_http_history_sentinel_role(redisReply *reply, ngx_log_t *log)
+ngx_http_history_sentinel_role(ngx_http_history_sentinel_t *s,
+    redisReply *reply, ngx_log_t *log)
 {
     redisReply  *role;
 
@@ -362,6 +369,8 @@ ngx_http_history_sentinel_role(redisReply *reply, ngx_log_t *log)
         if (ngx_http_history_sentinel_is(role, "master")) {
             return NGX_OK;
         }
+
+        s->current = (s->current + 1) % s->naddrs;
 
         if (role->type == REDIS_REPLY_STRING
             || role->type == REDIS_REPLY_STATUS)
@@ -373,6 +382,8 @@ ngx_http_history_sentinel_role(redisReply *reply, ngx_log_t *log)
             return NGX_DECLINED;
         }
     }
+
+    s->current = (s->current + 1) % s->naddrs;
 
     ngx_log_error(NGX_LOG_ERR, log, 0,
                   "redis sent an invalid reply to ROLE");
@@ -415,6 +426,8 @@ ngx_http_history_sentinel_connect(ngx_http_history_sentinel_conn_t *sc)
     sc->peer.sockaddr = addr->sockaddr;
     sc->peer.socklen = addr->socklen;
     sc->peer.name = &addr->name;
+
+    s->peer = &addr->name;
 
     s->log.action = sc->subscriber ? "subscribing to a Sentinel"
                                    : "asking a Sentinel for the master";
@@ -571,6 +584,11 @@ ngx_http_history_sentinel_read_handler(ngx_event_t *rev)
 
     if (c->close) {
         ngx_http_history_sentinel_close(sc);
+        return;
+    }
+
+    if (sc->connecting) {
+        /* the write handler tells whether the connection was made */
         return;
     }
 
@@ -832,6 +850,8 @@ ngx_http_history_sentinel_message(ngx_http_history_sentinel_t *s,
 
     ngx_memcpy(&s->next_sockaddr, &sa, socklen);
     s->next_socklen = socklen;
+
+    s->log.action = "following the master";
 
     ngx_log_error(NGX_LOG_NOTICE, &s->log, 0,
                   "sentinel: master \"%V\" moved to %*s:%*s",
@@ -1096,6 +1116,11 @@ ngx_http_history_sentinel_log_error(ngx_log_t *log, u_char *buf, size_t len)
         buf = p;
     }
 
-    return ngx_snprintf(p, len, ", sentinel master: \"%V\"",
+    if (s->peer) {
+        return ngx_snprintf(p, len, ", sentinel: %V, master: \"%V\"",
+                            s->peer, &s->conf->sentinel_name);
+    }
+
+    return ngx_snprintf(p, len, ", master: \"%V\"",
                         &s->conf->sentinel_name);
 }

@@ -33,7 +33,8 @@ void ngx_http_history_sentinel_destroy(ngx_http_history_sentinel_t *s);
 ngx_addr_t *ngx_http_history_sentinel_addr(ngx_http_history_sentinel_t *s);
 void ngx_http_history_sentinel_resolve(ngx_http_history_sentinel_t *s,
     ngx_http_history_sentinel_found_pt found, void *data);
-ngx_int_t ngx_http_history_sentinel_role(redisReply *reply, ngx_log_t *log);
+ngx_int_t ngx_http_history_sentinel_role(ngx_http_history_sentinel_t *s,
+    redisReply *reply, ngx_log_t *log);
 
 
 #endif /* _NGX_HTTP_HISTORY_SENTINEL_H_INCLUDED_ */
