@@ -59,6 +59,7 @@ typedef struct {
     unsigned                       connecting:1;
     unsigned                       subscribed:1;
     unsigned                       pinged:1;
+    unsigned                       lost:1;     /* events may be missed */
 } ngx_http_history_sentinel_conn_t;
 
 
@@ -691,6 +692,33 @@ ngx_http_history_sentinel_reply(ngx_http_history_sentinel_conn_t *sc,
         s->stats->sentinel = sc->index + 1;
         s->log.log_level = s->log_level;
 
+        if (s->found == NULL) {
+            /* a check after the subscription was lost: did it move? */
+
+            if (s->known
+                && ngx_cmp_sockaddr(&s->master_sockaddr.sockaddr,
+                                    s->master.socklen,
+                                    &s->answer_sockaddr.sockaddr,
+                                    s->answer_socklen, 1)
+                   != NGX_OK)
+            {
+                ngx_log_error(NGX_LOG_NOTICE, &s->log, 0,
+                              "sentinel: master \"%V\" moved while not "
+                              "subscribed", &s->conf->sentinel_name);
+
+                ngx_memcpy(&s->next_sockaddr, &s->answer_sockaddr,
+                           s->answer_socklen);
+                s->next_socklen = s->answer_socklen;
+                s->next = 1;
+
+                if (s->moved) {
+                    s->moved(s->moved_data);
+                }
+            }
+
+            return NGX_DONE;
+        }
+
         ngx_http_history_sentinel_use(s, &s->answer_sockaddr,
                                       s->answer_socklen);
 
@@ -708,6 +736,14 @@ ngx_http_history_sentinel_reply(ngx_http_history_sentinel_conn_t *sc,
 
         sc->subscribed = 1;
         sc->backoff = 0;
+
+        if (sc->lost && s->known && s->query.peer.connection == NULL) {
+            /* what was announced while not subscribed is gone: ask */
+            s->tried = 0;
+            ngx_http_history_sentinel_connect(&s->query);
+        }
+
+        sc->lost = 0;
 
         if (c->read->timer_set) {
             ngx_del_timer(c->read);
@@ -973,6 +1009,8 @@ ngx_http_history_sentinel_failed(ngx_http_history_sentinel_conn_t *sc)
         if (ngx_exiting || ngx_terminate || ngx_quit) {
             return;
         }
+
+        sc->lost = 1;
 
         sc->index = (sc->index + 1) % s->naddrs;
 

@@ -180,9 +180,9 @@ sub present {
 # seconds, with $fault->() run after $at seconds.  Meanwhile the new master
 # is watched: when it says ROLE master, and when the last view sent, if
 # sent after that, is on it (it no longer replicates the old master: that
-# view was written there).  Returns the statuses, the views sent, the time of the
-# fault, the seconds from the fault to the first view on the new master
-# and the send time of each view.
+# view was written there).  Returns the statuses, the views sent, the
+# time of the fault, the seconds from the fault to the first view on the
+# new master and the send time of each view.
 
 sub load {
     my ($tag, $secs, $at, $fault, $new) = @_;
@@ -314,6 +314,35 @@ diag sprintf 'kill -9 of the master: first view on the new master %.2f s'
              $landed // -1, $lost, $n, $st->{failed}, $st->{dropped};
 
 $s->restart($r);
+
+
+# the Sentinel the subscription is on dies; a failover through another
+
+ok(defined $s->wait_ready(30), 'the killed master is back as a replica');
+ok(wait_for(sub {
+    my $reps = $s->call($S[1], 'SENTINEL', 'REPLICAS', 'mymaster');
+    return grep { my %h = @$_; $h{port} == $r && $h{flags} eq 'slave'
+                  && $h{'master-link-status'} eq 'ok' } @$reps;
+}, 20), 'the Sentinels see it');
+
+$s->kill($S[0]);
+sleep 0.5;
+
+($status, $n, $t_fault, $landed, $sent) = load('s', 6, 1, sub {
+    $s->call($S[1], 'SENTINEL', 'FAILOVER', 'mymaster');
+}, $s->node($r));
+
+is_deeply([keys %$status], [200], "Sentinel dead: all $n pages 200");
+ok(defined $s->wait_switch($m, 10), 'the Sentinels left name the replica');
+ok(defined $landed && $landed < 5,
+   'the subscription moved to another Sentinel: resumed within 5 s');
+is(worker_stats()->{master}, "127.0.0.1:$r", 'history_stats: followed');
+diag sprintf 'SENTINEL FAILOVER with the first Sentinel dead: first view'
+             . ' on the new master %.2f s after', $landed // -1;
+
+$s->restart($S[0]);
+($m, $r) = ($r, $m);
+ok(defined $s->wait_ready(30), 'all three Sentinels again');
 
 
 # the first Sentinel dead at start
