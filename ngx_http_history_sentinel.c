@@ -128,6 +128,8 @@ static void ngx_http_history_sentinel_timer_handler(ngx_event_t *ev);
 static void ngx_http_history_sentinel_use(ngx_http_history_sentinel_t *s,
     ngx_sockaddr_t *sa, socklen_t socklen);
 static void ngx_http_history_sentinel_quiet(ngx_http_history_sentinel_t *s);
+static void ngx_http_history_sentinel_log_for(
+    ngx_http_history_sentinel_conn_t *sc);
 static ngx_uint_t ngx_http_history_sentinel_is(redisReply *reply,
     char *text);
 static u_char *ngx_http_history_sentinel_log_error(ngx_log_t *log,
@@ -428,10 +430,7 @@ ngx_http_history_sentinel_connect(ngx_http_history_sentinel_conn_t *sc)
     sc->peer.socklen = addr->socklen;
     sc->peer.name = &addr->name;
 
-    s->peer = &addr->name;
-
-    s->log.action = sc->subscriber ? "subscribing to a Sentinel"
-                                   : "asking a Sentinel for the master";
+    ngx_http_history_sentinel_log_for(sc);
 
     rc = ngx_event_connect_peer(&sc->peer);
 
@@ -488,6 +487,8 @@ ngx_http_history_sentinel_write_handler(ngx_event_t *wev)
 
     c = wev->data;
     sc = c->data;
+
+    ngx_http_history_sentinel_log_for(sc);
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_ERR, &sc->sentinel->log, NGX_ETIMEDOUT,
@@ -575,6 +576,8 @@ ngx_http_history_sentinel_read_handler(ngx_event_t *rev)
     c = rev->data;
     sc = c->data;
     s = sc->sentinel;
+
+    ngx_http_history_sentinel_log_for(sc);
 
     if (rev->timedout) {
         ngx_log_error(NGX_LOG_ERR, &s->log, NGX_ETIMEDOUT,
@@ -716,6 +719,14 @@ ngx_http_history_sentinel_reply(ngx_http_history_sentinel_conn_t *sc,
                 }
             }
 
+            return NGX_DONE;
+        }
+
+        if (s->next) {
+            /* +switch-master came while asking: it is newer */
+            s->next = 0;
+            ngx_http_history_sentinel_use(s, &s->next_sockaddr,
+                                          s->next_socklen);
             return NGX_DONE;
         }
 
@@ -1077,6 +1088,8 @@ ngx_http_history_sentinel_timer_handler(ngx_event_t *ev)
     s = sc->sentinel;
     c = sc->peer.connection;
 
+    ngx_http_history_sentinel_log_for(sc);
+
     if (c == NULL) {
         ngx_http_history_sentinel_connect(sc);
         return;
@@ -1115,6 +1128,21 @@ ngx_http_history_sentinel_quiet(ngx_http_history_sentinel_t *s)
         s->logged = ngx_time();
         s->log.log_level = NGX_LOG_EMERG;
     }
+}
+
+
+/* what the log says: which Sentinel, doing what */
+
+static void
+ngx_http_history_sentinel_log_for(ngx_http_history_sentinel_conn_t *sc)
+{
+    ngx_http_history_sentinel_t  *s;
+
+    s = sc->sentinel;
+
+    s->peer = sc->peer.name;
+    s->log.action = sc->subscriber ? "subscribed to a Sentinel"
+                                   : "asking a Sentinel for the master";
 }
 
 

@@ -421,6 +421,24 @@ $a->stop;
 $b->stop;
 
 
+# a reload and a graceful stop: the subscription keeps no worker
+
+nginx_with("$sentinels sentinel=mymaster");
+views(1, 5, 'q');
+ok(wait_for(sub { ${ present($s->node($s->master_port), 'q', 1, 5) }{5} },
+            5), 'views recorded');
+
+my ($old) = nginx_workers();
+nginx_signal('HUP');
+ok(wait_for(sub { !kill 0, $old }, 5), 'reload: the old worker exits');
+views(6, 10, 'q');
+ok(wait_for(sub { ${ present($s->node($s->master_port), 'q', 6, 10) }{10} },
+            5), 'the new worker records');
+
+nginx_signal('QUIT');
+ok(wait_for(sub { !nginx_running() }, 5), 'graceful stop: nginx exits');
+
+
 # bad configuration fails nginx -t, naming the directive
 
 for my $case (
