@@ -439,6 +439,32 @@ nginx_signal('QUIT');
 ok(wait_for(sub { !nginx_running() }, 5), 'graceful stop: nginx exits');
 
 
+# passwords: sentinel_password= for the Sentinels, password= for the master
+
+$s->stop;
+$s = start_sentinels(dir => "$root/auth", password => 'dpw',
+                     sentinel_password => 'spw');
+
+nginx_with("$sentinels sentinel=mymaster sentinel_password=spw"
+           . " password=dpw");
+views(1, 5, 'p');
+ok(wait_for(sub { ${ present($s->node($s->master_port), 'p', 1, 5) }{5} },
+            5), 'with passwords: views on the master');
+
+nginx_with("$sentinels sentinel=mymaster sentinel_password=wrong"
+           . " password=dpw timeout=300ms");
+my ($n_ok) = views(1, 5, 'w');
+is($n_ok, 5, 'a wrong Sentinel password: pages answered');
+sleep 1.5;
+is(${ present($s->node($s->master_port), 'w', 1, 5) }{1}, 0,
+   'nothing recorded');
+my $refused = log_count(qr/sentinel refused AUTH: "WRONGPASS/);
+ok($refused >= 1 && $refused <= 2, "the refusal logged once ($refused)");
+
+nginx_signal('QUIT');
+wait_for(sub { !nginx_running() }, 10);
+
+
 # bad configuration fails nginx -t, naming the directive
 
 for my $case (
