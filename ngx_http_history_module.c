@@ -286,7 +286,9 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                      *value, s;
     ngx_url_t                       u;
     ngx_int_t                       n;
-    ngx_uint_t                      i;
+    ngx_uint_t                      i, sentinel;
+    ngx_addr_t                     *addr;
+    ngx_array_t                    *addrs;
     ngx_http_history_redis_conf_t  *rcf;
 
     rcf = &hmcf->redis;
@@ -297,28 +299,77 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
+    /* with "sentinel=", the addresses are Sentinels: another default port */
 
-    u.url = value[1];
-    u.default_port = 6379;
+    sentinel = 0;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\" of the \"history_redis\" "
-                               "directive", u.err, &u.url);
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            sentinel = 1;
         }
+    }
 
+    addrs = ngx_array_create(cf->pool, 3, sizeof(ngx_addr_t));
+    if (addrs == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (u.naddrs == 0) {
-        return ngx_http_history_invalid(cf, cmd, &value[1], "no address");
-    }
+    for (i = 1; i < cf->args->nelts; i++) {
 
-    rcf->addr = &u.addrs[0];
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            == NULL)
+        {
+            ngx_memzero(&u, sizeof(ngx_url_t));
 
-    for (i = 2; i < cf->args->nelts; i++) {
+            u.url = value[i];
+            u.default_port = sentinel ? 26379 : 6379;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+                if (u.err) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "%s in \"%V\" of the \"%V\" "
+                                       "directive", u.err, &u.url,
+                                       &cmd->name);
+                }
+
+                return NGX_CONF_ERROR;
+            }
+
+            if (u.naddrs == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i],
+                                                "no address");
+            }
+
+            addr = ngx_array_push(addrs);
+            if (addr == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *addr = u.addrs[0];
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            rcf->sentinel_name.data = value[i].data + 9;
+            rcf->sentinel_name.len = value[i].len - 9;
+
+            if (rcf->sentinel_name.len == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0) {
+            rcf->sentinel_password.data = value[i].data + 18;
+            rcf->sentinel_password.len = value[i].len - 18;
+
+            if (rcf->sentinel_password.len == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -399,6 +450,32 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"username=\" needs \"password=\" in \"%V\" "
                            "directive", &cmd->name);
         return NGX_CONF_ERROR;
+    }
+
+    if (addrs->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no address in \"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (addrs->nelts > 1 && !sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "several addresses in \"%V\" directive need "
+                           "\"sentinel=\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->sentinel_password.len && !sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_password=\" needs \"sentinel=\" in "
+                           "\"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->addr = addrs->elts;
+
+    if (sentinel) {
+        rcf->sentinels = addrs;
     }
 
     return NGX_CONF_OK;

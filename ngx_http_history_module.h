@@ -60,8 +60,7 @@
 #define NGX_HTTP_HISTORY_KEY_OFF      4
 
 #define NGX_HTTP_HISTORY_STATS_SLOTS  256
-#define NGX_HTTP_HISTORY_STATS_FIELDS                                         \
-    (sizeof(ngx_http_history_link_stats_t) / sizeof(ngx_atomic_t))
+#define NGX_HTTP_HISTORY_STATS_FIELDS  NGX_HTTP_HISTORY_LINK_FIGURES
 
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include <ngx_event_connect.h>
 
 #include "ngx_http_history_redis.h"
+#include "ngx_http_history_sentinel.h"
 
 
 #define NGX_HTTP_HISTORY_BACKOFF_MIN    100
@@ -24,8 +25,8 @@
 /* a reply pool that grew past this is made anew, not kept */
 #define NGX_HTTP_HISTORY_REPLIES_KEEP   65536
 
-/* AUTH, SELECT, PING */
-#define NGX_HTTP_HISTORY_HANDSHAKE_MAX  3
+/* AUTH, SELECT, ROLE (with Sentinel), PING */
+#define NGX_HTTP_HISTORY_HANDSHAKE_MAX  4
 
 /* the longest integer line ":<number>" read */
 #define NGX_HTTP_HISTORY_INTEGER_LEN    32
@@ -51,6 +52,7 @@
 #define NGX_HTTP_HISTORY_KIND_AUTH          3
 #define NGX_HTTP_HISTORY_KIND_SELECT        4
 #define NGX_HTTP_HISTORY_KIND_PING          5
+#define NGX_HTTP_HISTORY_KIND_ROLE          6
 #define NGX_HTTP_HISTORY_KIND_NAMED         3   /* looked up from here */
 
 
@@ -114,6 +116,7 @@ struct ngx_http_history_node_s {
     ngx_http_history_node_state_e  state;
     unsigned                       up:1;       /* Redis has answered */
     unsigned                       down_reported:1;
+    unsigned                       resolved:1; /* by Sentinel, for now */
 
     time_t                         down_since;
     time_t                         down_logged;
@@ -155,6 +158,7 @@ struct ngx_http_history_link_s {
     u_char                        *recv_buf;
     ngx_chain_t                    chain[NGX_HTTP_HISTORY_CHAIN_MAX];
     ngx_http_history_link_stats_t *stats;
+    ngx_http_history_sentinel_t   *sentinel;
 };
 
 
@@ -165,6 +169,8 @@ static ngx_int_t ngx_http_history_node_prepare(
 static ngx_http_history_node_t *ngx_http_history_link_node(
     ngx_http_history_link_t *link, ngx_uint_t slot);
 static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
+static void ngx_http_history_node_resolved(void *data, ngx_addr_t *addr);
+static void ngx_http_history_link_moved(void *data);
 static void ngx_http_history_node_connected(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_test_connect(ngx_connection_t *c);
 static void ngx_http_history_node_write_handler(ngx_event_t *wev);
@@ -175,6 +181,8 @@ static void ngx_http_history_node_send(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_process(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_handshake_reply(
     ngx_http_history_node_t *node, redisReply *reply);
+static ngx_int_t ngx_http_history_node_handshake_next(
+    ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_reply(ngx_http_history_node_t *node,
     redisReply *reply);
 static void ngx_http_history_node_ready(ngx_http_history_node_t *node);
@@ -237,6 +245,7 @@ static ngx_http_history_command_kind_t  ngx_http_history_command_kinds[] = {
     { ngx_string("AUTH"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
     { ngx_string("SELECT"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
     { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_PONG, 1 },
+    { ngx_string("ROLE"), NGX_HTTP_HISTORY_SHAPE_ANY, 1 },
 
     { ngx_string("MULTI"), NGX_HTTP_HISTORY_SHAPE_MULTI, 1 },
     { ngx_string("EXEC"), NGX_HTTP_HISTORY_SHAPE_EXEC, 1 },
@@ -343,6 +352,7 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
     ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats)
 {
     ngx_pool_t               *pool;
+    ngx_addr_t               *addr;
     ngx_http_history_link_t  *link;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, cycle->log);
@@ -370,8 +380,21 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
         goto failed;
     }
 
-    if (ngx_http_history_node_init(link, &link->nodes[0], rcf->addr,
-                                   cycle->log)
+    addr = rcf->addr;
+
+    if (rcf->sentinel_name.len) {
+        link->sentinel = ngx_http_history_sentinel_create(cycle, pool, rcf,
+                                                 stats,
+                                                 ngx_http_history_link_moved,
+                                                 link);
+        if (link->sentinel == NULL) {
+            goto failed;
+        }
+
+        addr = ngx_http_history_sentinel_addr(link->sentinel);
+    }
+
+    if (ngx_http_history_node_init(link, &link->nodes[0], addr, cycle->log)
         != NGX_OK)
     {
         goto failed;
@@ -380,6 +403,10 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
     return link;
 
 failed:
+
+    if (link && link->sentinel) {
+        ngx_http_history_sentinel_destroy(link->sentinel);
+    }
 
     ngx_destroy_pool(pool);
     return NULL;
@@ -485,6 +512,13 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
         node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_SELECT;
     }
 
+    if (node->link->sentinel) {
+        /* a Sentinel's answer may be stale: is it the master? */
+        ngx_http_history_batch_command(&b, "ROLE");
+
+        node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_ROLE;
+    }
+
     ngx_http_history_batch_command(&b, "PING");
 
     node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_PING;
@@ -521,6 +555,10 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
     ngx_http_history_node_t  *node;
 
     left = link->queued;
+
+    if (link->sentinel) {
+        ngx_http_history_sentinel_destroy(link->sentinel);
+    }
 
     for (i = 0; i < link->nnodes; i++) {
         node = &link->nodes[i];
@@ -773,6 +811,15 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
     ngx_int_t          rc;
     ngx_connection_t  *c;
 
+    if (node->link->sentinel && !node->resolved) {
+        /* where the master is now: asked before every connection */
+        node->state = NGX_HTTP_HISTORY_NODE_CONNECTING;
+        ngx_http_history_sentinel_resolve(node->link->sentinel,
+                                          ngx_http_history_node_resolved,
+                                          node);
+        return;
+    }
+
     node->link->stats->connects++;
 
     node->log.action = "connecting to redis";
@@ -809,6 +856,53 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
     }
 
     ngx_http_history_node_connected(node);
+}
+
+
+static void
+ngx_http_history_node_resolved(void *data, ngx_addr_t *addr)
+{
+    ngx_http_history_node_t  *node = data;
+
+    if (addr == NULL) {
+        /* no Sentinel answered: as if the node were down */
+        ngx_http_history_node_close(node);
+        return;
+    }
+
+    node->peer.sockaddr = addr->sockaddr;
+    node->peer.socklen = addr->socklen;
+    node->peer.name = &addr->name;
+    node->resolved = 1;
+
+    ngx_http_history_node_connect(node);
+}
+
+
+/*
+ * A Sentinel says the master moved: the connection to the old one is
+ * closed, and the next one goes where the Sentinel said
+ */
+
+static void
+ngx_http_history_link_moved(void *data)
+{
+    ngx_http_history_link_t  *link = data;
+
+    ngx_uint_t                i;
+    ngx_http_history_node_t  *node;
+
+    for (i = 0; i < link->nnodes; i++) {
+        node = &link->nodes[i];
+
+        if (node->peer.connection) {
+            ngx_http_history_node_close(node);
+
+        } else if (node->reconnect.timer_set) {
+            ngx_del_timer(&node->reconnect);
+            ngx_add_timer(&node->reconnect, 1);
+        }
+    }
 }
 
 
@@ -1214,8 +1308,8 @@ static ngx_int_t
 ngx_http_history_node_reply(ngx_http_history_node_t *node,
     redisReply *reply)
 {
-    ngx_uint_t               kind;
-    const char              *expected;
+    ngx_uint_t                kind, readonly;
+    const char               *expected;
     ngx_http_history_unit_t  *cmd;
 
     if (ngx_queue_empty(&node->inflight)) {
@@ -1228,6 +1322,7 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
                          ngx_http_history_unit_t, queue);
 
     kind = cmd->shape.kind[cmd->shape.next];
+    readonly = 0;
 
     if (ngx_http_history_shape_check(&cmd->shape, reply, &expected)
         != NGX_OK)
@@ -1248,6 +1343,12 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
         if (ngx_http_history_reply_failed(reply)) {
             cmd->error = 1;
             ngx_http_history_node_log_reply(node, reply);
+
+            /* written to a replica: where is the master now? */
+            readonly = node->link->sentinel
+                       && reply->type == REDIS_REPLY_ERROR
+                       && reply->len >= 8
+                       && ngx_strncmp(reply->str, "READONLY", 8) == 0;
         }
 
         if (cmd->shape.next == cmd->shape.n - 1
@@ -1263,14 +1364,16 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
     if (--cmd->replies == 0) {
         ngx_http_history_unit_done(node->link, cmd, reply);
 
-        if (!node->up) {
+        if (!node->up && !readonly) {
             ngx_http_history_node_up(node);
         }
     }
 
     ngx_http_history_reader_release(&node->replies);
 
-    return NGX_OK;
+    /* written to a replica: the connection closes, the master is asked */
+
+    return readonly ? NGX_ERROR : NGX_OK;
 }
 
 
@@ -1278,7 +1381,7 @@ static ngx_int_t
 ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
     redisReply *reply)
 {
-    ngx_uint_t                   kind;
+    ngx_uint_t                        kind;
     ngx_http_history_command_kind_t  *hc;
 
     kind = node->handshake_kind[node->handshake_replies
@@ -1292,6 +1395,13 @@ ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
         return NGX_ERROR;
     }
 
+    if (kind == NGX_HTTP_HISTORY_KIND_ROLE) {
+        /* a Sentinel's answer may be stale: is it the master? */
+        return ngx_http_history_sentinel_role(node->link->sentinel, reply,
+                                              &node->log) == NGX_OK
+               ? ngx_http_history_node_handshake_next(node) : NGX_ERROR;
+    }
+
     if (ngx_http_history_shape_match(hc->shape, reply) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, &node->log, 0,
                       "redis answered %V with a reply of the wrong shape, "
@@ -1300,6 +1410,13 @@ ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
         return NGX_ERROR;
     }
 
+    return ngx_http_history_node_handshake_next(node);
+}
+
+
+static ngx_int_t
+ngx_http_history_node_handshake_next(ngx_http_history_node_t *node)
+{
     if (--node->handshake_left == 0) {
         ngx_http_history_node_ready(node);
     }
@@ -1401,6 +1518,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
     node->up = 0;
+    node->resolved = 0;
     link->stats->state = 0;
     node->log.action = NULL;
 

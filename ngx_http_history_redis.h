@@ -79,6 +79,9 @@ typedef void (*ngx_http_history_reply_pt)(void *data, redisReply *reply);
 
 typedef struct {
     ngx_addr_t                    *addr;
+    ngx_array_t                   *sentinels;  /* of ngx_addr_t */
+    ngx_str_t                      sentinel_name;
+    ngx_str_t                      sentinel_password;
     ngx_str_t                      username;
     ngx_str_t                      password;
     ngx_uint_t                     db;
@@ -138,7 +141,21 @@ typedef struct {
     ngx_atomic_t                   connects;
     ngx_atomic_t                   reads;      /* reads answered */
     ngx_atomic_t                   fallbacks;  /* ... with the fallback */
+
+    /*
+     * Sentinel only, shown apart from the counters above: the master in
+     * use, as text, 1 + the index of the Sentinel that named it, and the
+     * moves of the master followed
+     */
+    u_char                         master[NGX_SOCKADDR_STRLEN];
+    ngx_atomic_t                   sentinel;
+    ngx_atomic_t                   failovers;
 } ngx_http_history_link_stats_t;
+
+
+/* the fields of ngx_http_history_link_stats_t that are figures */
+#define NGX_HTTP_HISTORY_LINK_FIGURES                                         \
+    (offsetof(ngx_http_history_link_stats_t, master) / sizeof(ngx_atomic_t))
 
 
 /*

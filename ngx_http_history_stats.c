@@ -39,10 +39,14 @@ static void ngx_http_history_stats_retire(ngx_http_history_stats_shm_t *shm,
 static ngx_uint_t ngx_http_history_stats_running(
     ngx_http_history_stats_shm_t *shm, ngx_http_history_stats_slot_t **run);
 static u_char *ngx_http_history_stats_prometheus(u_char *p,
-    ngx_http_history_stats_slot_t **run, ngx_uint_t n);
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n);
 static u_char *ngx_http_history_stats_json(u_char *p,
-    ngx_http_history_stats_slot_t **run, ngx_uint_t n,
-    ngx_atomic_uint_t *total);
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n, ngx_atomic_uint_t *total);
+static u_char *ngx_http_history_stats_sentinel(u_char *p,
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t *slot,
+    ngx_uint_t prometheus);
 
 
 static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
@@ -347,7 +351,8 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
 
     len = (n + 1) * NGX_HTTP_HISTORY_STATS_FIELDS
           * (prometheus ? 128 : 32 + NGX_ATOMIC_T_LEN)
-          + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64);
+          + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64)
+          + n * (256 + 2 * NGX_SOCKADDR_STRLEN);
 
     body.data = ngx_pnalloc(r->pool, len);
     if (body.data == NULL) {
@@ -355,11 +360,11 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     }
 
     if (prometheus) {
-        p = ngx_http_history_stats_prometheus(body.data, run, n);
+        p = ngx_http_history_stats_prometheus(body.data, hmcf, run, n);
         ngx_str_set(&type, "text/plain; version=0.0.4");
 
     } else {
-        p = ngx_http_history_stats_json(body.data, run, n, total);
+        p = ngx_http_history_stats_json(body.data, hmcf, run, n, total);
         ngx_str_set(&type, "application/json");
     }
 
@@ -373,7 +378,8 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_history_stats_prometheus(u_char *p,
-    ngx_http_history_stats_slot_t **run, ngx_uint_t n)
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n)
 {
     ngx_uint_t                      i, j;
     ngx_atomic_t                   *v;
@@ -395,6 +401,10 @@ ngx_http_history_stats_prometheus(u_char *p,
         }
     }
 
+    for (i = 0; i < n; i++) {
+        p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 1);
+    }
+
     return p;
 }
 
@@ -402,8 +412,9 @@ ngx_http_history_stats_prometheus(u_char *p,
 /* {"workers":[{"worker":N,"pid":P,...},...],"total":{...}} */
 
 static u_char *
-ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
-    ngx_uint_t n, ngx_atomic_uint_t *total)
+ngx_http_history_stats_json(u_char *p, ngx_http_history_main_conf_t *hmcf,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n,
+    ngx_atomic_uint_t *total)
 {
     ngx_uint_t     i, j;
     ngx_atomic_t  *v;
@@ -420,6 +431,8 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
                             ngx_http_history_stats_names[j].json, v[j]);
         }
 
+        p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 0);
+
         *p++ = '}';
     }
 
@@ -431,6 +444,75 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
     }
 
     return ngx_cpymem(p, "}}\n", 3);
+}
+
+
+/*
+ * With Sentinel, where a worker's link is: the master it uses, the
+ * Sentinel that named it and the moves followed (JSON members, or
+ * Prometheus samples).  The master's text is written by that worker while
+ * this one reads it: only the characters an address has are shown.
+ */
+
+static u_char *
+ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
+    ngx_http_history_stats_slot_t *slot, ngx_uint_t prometheus)
+{
+    u_char                         master[NGX_SOCKADDR_STRLEN], c;
+    ngx_str_t                     *sentinel;
+    ngx_uint_t                     i, k, n;
+    ngx_addr_t                    *addrs;
+    ngx_http_history_link_stats_t *st;
+
+    if (hmcf->redis.sentinel_name.len == 0) {
+        return p;
+    }
+
+    st = &slot->link;
+
+    for (i = 0, n = 0; i < NGX_SOCKADDR_STRLEN && st->master[i]; i++) {
+        c = st->master[i];
+
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+            || (c >= 'A' && c <= 'F') || c == '.' || c == ':' || c == '['
+            || c == ']')
+        {
+            master[n++] = c;
+        }
+    }
+
+    addrs = hmcf->redis.sentinels->elts;
+    k = st->sentinel;
+    sentinel = (k > 0 && k <= hmcf->redis.sentinels->nelts)
+               ? &addrs[k - 1].name : NULL;
+
+    if (prometheus) {
+        p = ngx_sprintf(p, "nginx_history_sentinel_failovers_total"
+                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
+                           "nginx_history_sentinel_master_info"
+                           "{worker=\"%uA\",pid=\"%uA\",master=\"%*s\","
+                           "sentinel=\"",
+                        slot->worker, st->pid, st->failovers,
+                        slot->worker, st->pid, n, master);
+
+        if (sentinel) {
+            p = ngx_cpymem(p, sentinel->data, sentinel->len);
+        }
+
+        return ngx_cpymem(p, "\"} 1\n", sizeof("\"} 1\n") - 1);
+    }
+
+    p = ngx_sprintf(p, ",\"master\":\"%*s\"", n, master);
+
+    if (sentinel) {
+        p = ngx_sprintf(p, ",\"sentinel\":\"%V\"", sentinel);
+
+    } else {
+        p = ngx_cpymem(p, ",\"sentinel\":null",
+                       sizeof(",\"sentinel\":null") - 1);
+    }
+
+    return ngx_sprintf(p, ",\"failovers\":%uA", st->failovers);
 }
 
 
