@@ -565,3 +565,16 @@ qr/invalid value "domain=shop\.example\r$/
 --- must_die
 --- error_log eval
 qr{invalid value "path=/shop\tx" in "history_cookie" directive}
+
+
+
+=== TEST 44: history_redis with a max_reply= below 1k
+--- http_config
+    history_redis 127.0.0.1:6379 max_reply=512;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "max_reply=512" in "history_redis" directive, it must be 1k or more
