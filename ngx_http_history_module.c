@@ -272,7 +272,8 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                      *value, s;
     ngx_url_t                       u;
     ngx_int_t                       n;
-    ngx_uint_t                      i;
+    ngx_uint_t                      i, addrs;
+    ngx_addr_t                     *addr;
     ngx_http_history_redis_conf_t  *rcf;
 
     rcf = &hmcf->redis;
@@ -283,28 +284,62 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\" of the \"history_redis\" "
-                               "directive", u.err, &u.url);
-        }
-
+    if (ngx_array_init(&rcf->seeds, cf->pool, 1, sizeof(ngx_addr_t))
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    if (u.naddrs == 0) {
-        return ngx_http_history_invalid(cf, cmd, &value[1], "no address");
+    /* the addresses come first: with "cluster", several are seeds */
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (i > 1
+            && (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+                || (value[i].len == 7
+                    && ngx_strncmp(value[i].data, "cluster", 7) == 0)))
+        {
+            break;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[i];
+        u.default_port = 6379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            if (u.err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "%s in \"%V\" of the \"history_redis\" "
+                                   "directive", u.err, &u.url);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.naddrs == 0) {
+            return ngx_http_history_invalid(cf, cmd, &value[i], "no address");
+        }
+
+        addr = ngx_array_push_n(&rcf->seeds, u.naddrs);
+        if (addr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(addr, u.addrs, u.naddrs * sizeof(ngx_addr_t));
     }
 
-    rcf->addr = &u.addrs[0];
+    rcf->addr = rcf->seeds.elts;
+    addrs = i - 1;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 7
+            && ngx_strncmp(value[i].data, "cluster", 7) == 0)
+        {
+            rcf->cluster = 1;
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -384,6 +419,21 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"username=\" needs \"password=\" in \"%V\" "
                            "directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (addrs > 1 && !rcf->cluster) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "more than one address in \"%V\" directive "
+                           "needs \"cluster\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->cluster && rcf->db) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"db=\" cannot be used with \"cluster\" in "
+                           "\"%V\" directive (Redis Cluster has db 0 only)",
+                           &cmd->name);
         return NGX_CONF_ERROR;
     }
 

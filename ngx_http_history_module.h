@@ -55,7 +55,7 @@
 
 #define NGX_HTTP_HISTORY_STATS_SLOTS  256
 #define NGX_HTTP_HISTORY_STATS_FIELDS                                         \
-    (sizeof(ngx_http_history_link_stats_t) / sizeof(ngx_atomic_t))
+    (offsetof(ngx_http_history_link_stats_t, nodes) / sizeof(ngx_atomic_t))
 
 
 typedef struct {
