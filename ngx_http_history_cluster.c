@@ -115,7 +115,8 @@ ngx_http_history_cluster_create(ngx_http_history_link_t *link,
 
     cl->asked = ngx_current_msec - NGX_HTTP_HISTORY_REFRESH_MIN;
 
-    ngx_post_event(&cl->refresh, &ngx_posted_events);
+    /* a timer, not a posted event: nothing else may wake the worker */
+    ngx_add_timer(&cl->refresh, 1);
 
     return cl;
 }
