@@ -183,6 +183,31 @@ RedisTopology::wait_until(sub {
 is(owner_call('history:u8', 'EXISTS', 'history:u8'), 0,
    'forget deleted the list on its node');
 
+# examples/flush_counts.py --cluster moves the counts of every master
+
+SKIP: {
+    skip 'python3-redis 4.x is not installed', 3
+        unless system('/usr/bin/python3 -c "import redis.cluster" '
+                      . '2>/dev/null') == 0;
+
+    my $db = "$p{root}/counts.sqlite3";
+    my $job = '/usr/bin/python3 examples/flush_counts.py --cluster '
+              . "--redis-port $base --db $db 2>&1";
+    my $out = `$job`;
+    is($?, 0, 'flush_counts.py --cluster ran') or diag($out);
+
+    my $sum = `/usr/bin/python3 -c 'import sqlite3; print(sqlite3.connect("$db").execute("SELECT COUNT(*), SUM(views) FROM page_views").fetchone())'`;
+    chomp $sum;
+    is($sum, '(50, 1000)', 'the table has the 1,000 views of 50 products');
+
+    my $left = 0;
+    for my $port ($c->masters) {
+        my $keys = $c->call($port, 'KEYS', 'history:views:*');
+        $left += grep { !/:\d{4}-\d\d-\d\d$/ } @$keys;
+    }
+    is($left, 0, 'and no total counter is left on any master');
+}
+
 my $s = stats();
 my @nodes = $s =~ /\{"address":"127\.0\.0\.1:(\d+)","role":"master","slots":(\d+),"connected":1/g;
 my %slots = @nodes;
