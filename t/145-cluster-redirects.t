@@ -197,6 +197,9 @@ ok(defined wait_for(sub { (cmd($pa, 'GET', "history:views:$id") // '')
 
 ($v) = name_in('history:', 1);
 
+# what is still being retried lands first
+wait_for(sub { stat_of('queue') == 0 }, 5);
+
 $a->control('RULE', 'EXEC',
             "-CROSSSLOT Keys in request don't hash to the same slot\r\n", 1);
 $a->clear_log;
@@ -207,6 +210,8 @@ sleep 0.5;
 is(log_count(qr/\[alert\].*refused keys of several slots/), 1,
    'CROSSSLOT: an alert');
 is(scalar $a->commands(qr/ EXEC$/), 1, 'not sent again');
+is(scalar $a->commands(qr/ LPUSH history:\Q$v\E /), 1,
+   'the transaction was the one refused');
 
 
 # 6. a redirect loop: dropped after a few, counted
@@ -214,6 +219,7 @@ is(scalar $a->commands(qr/ EXEC$/), 1, 'not sent again');
 ($id) = grep { key_slot("history:views:$_") < 8192 } 301 .. 400;
 my $s = key_slot("history:views:$id");
 
+wait_for(sub { stat_of('queue') == 0 }, 5);
 my $dropped = stat_of('dropped');
 
 $a->control('RULE', "/^INCR history:views:$id\$/",
@@ -231,9 +237,52 @@ is(log_count(qr/redirected too often, dropped/), 1, 'and logged');
 like(stat_of('redirected'), qr/^\d+$/, 'history_stats counts redirects');
 cmp_ok(stat_of('redirected'), '>=', 10, 'all of them');
 
-is(log_count(qr/\[crit\]|segfault|signal/), 0, 'no crash');
+
+
+# 7. before Redis 7: CLUSTER SHARDS refused, CLUSTER SLOTS instead; a node
+# announced by hostname only is skipped and logged, its slots reached
+# through MOVED from the node that answered
+
+my ($pc, $pd) = ($pa + 2, $pa + 3);
+my %old = ($pc => [[0, 8191]], $pd => [[8192, 16383]]);
+
+my $c = MockCluster->start(port => $pc, slots => \%old,
+                           log => "$p{root}/c.log",
+                           endpoint => { $pd => 'node-d.example' },
+                           script => [
+    { when => qr/^CLUSTER SHARDS/i, times => 0,
+      reply => "-ERR unknown subcommand 'SHARDS'\r\n" } ]);
+my $d = MockCluster->start(port => $pd, slots => \%old,
+                           log => "$p{root}/d.log");
+
+my $conf = slurp("$p{root}/conf/nginx.conf");
+$conf =~ s/127\.0\.0\.1:$pa cluster/127.0.0.1:$pc cluster/ or die;
+open my $fh, '>', "$p{root}/conf/nginx.conf" or die;
+print $fh $conf;
+close $fh;
+
+nginx_signal('HUP');
+
+ok(defined wait_for(sub { scalar $c->commands(qr/ CLUSTER SLOTS$/) }, 5),
+   'CLUSTER SHARDS refused: CLUSTER SLOTS asked');
+ok(defined wait_for(sub {
+       log_count(qr/\[error\].*node-d\.example:$pd" skipped/) >= 1 }, 3),
+   'a node named by hostname only is skipped and logged');
+
+($v) = name_in('history:', 0);
+sleep 0.3;
+get("/product/9?v=$v");
+
+ok(defined wait_for(sub {
+       my $l = cmd($pd, 'LRANGE', "history:$v", 0, -1);
+       ref $l eq 'ARRAY' && "@$l" eq '9' }, 3),
+   'its slots are reached through MOVED from the node that answered');
+
+is(log_count(qr/\[crit\]|exited on signal/), 0, 'no crash');
 
 $a->stop;
 $b->stop;
+$c->stop;
+$d->stop;
 
 done_testing();
