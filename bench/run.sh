@@ -397,7 +397,7 @@ run_cluster() {
 # kill -9 of a master 3 s into a load of wrk: how long until its replica
 # records (its LPUSH calls grow again), what the module lost
 cluster_failover() {
-    local n=$1 victim replica out t0 t1 l0 l resumed lost0 lost1 res0 res1
+    local n=$1 victim replica out t0 t1 l0 l resumed lost0 lost1 res0 res1 pid
     local HSTAT_SIDE=cluster secs=14
 
     victim=$(cluster_masters | awk '{ print $1 }')
@@ -409,6 +409,7 @@ cluster_failover() {
     BENCH_PATH=/product/%d wrk -t "$BENCH_THREADS" -c "$BENCH_CONNS" \
         -d "${secs}s" --timeout 5s -s "$BENCH_SRC/wrk/visit.lua" \
         "http://127.0.0.1:$BENCH_PORT_CLUSTER" > "$BENCH_DIR/failover.out" 2>&1 &
+    pid=$!
     sleep 3
 
     t0=$(date +%s%N)
@@ -425,7 +426,7 @@ cluster_failover() {
         fi
         sleep 0.02
     done
-    wait
+    wait "$pid"
     out=$(grep '^BENCH ' "$BENCH_DIR/failover.out") || die "wrk failed: $(cat "$BENCH_DIR/failover.out")"
     sleep 1
     lost1=$(( $(hstat failed) + $(hstat dropped) ))
