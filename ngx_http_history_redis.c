@@ -610,9 +610,10 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
     ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
     void *data)
 {
-    ngx_queue_t              *q;
-    ngx_http_history_unit_t  *cmd, *old;
-    ngx_http_history_node_t  *node;
+    ngx_uint_t                 i;
+    ngx_queue_t               *q;
+    ngx_http_history_unit_t   *cmd, *old;
+    ngx_http_history_node_t   *node, *from, **nodes;
 
     if (b->overflow || b->crossslot || b->ncommands == 0) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
@@ -638,35 +639,58 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
 
     if (link->queued >= link->conf->queue) {
 
-        /* full: the oldest work not yet on the wire makes room */
+        /*
+         * full: the oldest work not yet on the wire makes room, on the
+         * node with the most waiting (in a cluster, the one that is away,
+         * so that the others' work goes on landing)
+         */
+
+        from = node;
+        nodes = link->nodes.elts;
+
+        for (i = 0; i < link->nodes.nelts; i++) {
+            if (nodes[i]->npending > from->npending) {
+                from = nodes[i];
+            }
+        }
 
         old = NULL;
 
-        for (q = ngx_queue_head(&node->pending);
-             q != ngx_queue_sentinel(&node->pending);
+        for (q = ngx_queue_head(&from->pending);
+             q != ngx_queue_sentinel(&from->pending);
              q = ngx_queue_next(q))
         {
             old = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
-            if (old->buf.pos == old->buf.start) {
+            if (old->buf.pos == old->buf.start && !old->query) {
                 break;
             }
 
             old = NULL;
         }
 
-        ngx_http_history_node_log_drop(node);
+        ngx_http_history_node_log_drop(from);
 
-        if (old == NULL) {
+        if (old == NULL && !ngx_queue_empty(&link->retry)) {
+            /* a cluster that is down: the oldest waiting for a retry */
+            link->stats->dropped++;
+            ngx_http_history_unit_done(link,
+                                   ngx_queue_data(ngx_queue_head(&link->retry),
+                                                  ngx_http_history_unit_t,
+                                                  queue),
+                                   NULL);
+
+        } else if (old == NULL) {
             /* accepted and dropped at once, so that the figures add up */
             link->stats->queued++;
             link->stats->dropped++;
             node->down_dropped++;
             ngx_free(cmd);
             return NULL;
-        }
 
-        ngx_http_history_node_drop(node, old);
+        } else {
+            ngx_http_history_node_drop(from, old);
+        }
     }
 
     link->queued++;

@@ -563,7 +563,7 @@ cluster_node_start() { # port
         --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
         --save '' --appendonly no --repl-diskless-sync-delay 0 \
         --dir "$d" --daemonize yes --pidfile "$d/redis.pid" \
-        --logfile "$d/redis.log" 9>&- >/dev/null
+        --logfile "$d/redis.log" ${BENCH_CLUSTER_ARGS:-} 9>&- >/dev/null
     wait_port "$p" || die "cluster node $p did not start: $d/redis.log"
 }
 

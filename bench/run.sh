@@ -24,6 +24,8 @@
 #   cluster    recording against a 3-master Redis Cluster and against the
 #              single server, worker CPU per request; masters killed with
 #              kill -9 under load: time to recording resumed, views lost
+#              (BENCH_FAILOVERS of them, 3 by default; BENCH_CLUSTER_ARGS:
+#              more redis-server arguments for the nodes)
 #   plots      docs/img/*.png from the figures
 #
 # Each comparison runs its sides in the same run, alternating, for
@@ -397,13 +399,15 @@ run_cluster() {
 # kill -9 of a master 3 s into a load of wrk: how long until its replica
 # records (its LPUSH calls grow again), what the module lost
 cluster_failover() {
-    local n=$1 victim replica out t0 t1 l0 l resumed lost0 lost1 res0 res1 pid
+    local n=$1 victim replica out t0 t1 l0 l resumed pid
+    local f0 f1 d0 d1 res0 res1
     local HSTAT_SIDE=cluster secs=14
 
     victim=$(cluster_masters | awk '{ print $1 }')
     replica=$(cluster_replica_of "$victim")
     [ -n "$replica" ] || die "no replica for master $victim"
-    lost0=$(( $(hstat failed) + $(hstat dropped) ))
+    f0=$(hstat failed)
+    d0=$(hstat dropped)
     res0=$(hstat resent)
 
     BENCH_PATH=/product/%d wrk -t "$BENCH_THREADS" -c "$BENCH_CONNS" \
@@ -429,19 +433,21 @@ cluster_failover() {
     wait "$pid"
     out=$(grep '^BENCH ' "$BENCH_DIR/failover.out") || die "wrk failed: $(cat "$BENCH_DIR/failover.out")"
     sleep 1
-    lost1=$(( $(hstat failed) + $(hstat dropped) ))
+    f1=$(hstat failed)
+    d1=$(hstat dropped)
     res1=$(hstat resent)
 
     awk -v n="$n" -v v="$victim" -v r="$replica" -v ms="${resumed:--1}" \
-        -v lost=$((lost1 - lost0)) -v res=$((res1 - res0)) -v line="$out" '
+        -v failed=$((f1 - f0)) -v dropped=$((d1 - d0)) \
+        -v res=$((res1 - res0)) -v line="$out" '
     BEGIN {
         split(line, kv, " ")
         for (i in kv) { split(kv[i], p, "="); f[p[1]] = p[2] }
         e = f["errors_connect"] + f["errors_read"] + f["errors_write"] \
             + f["errors_status"] + f["errors_timeout"]
-        printf "FAILOVER %d master %d killed: recording resumed on %d after %s, units lost %d (resent %d), %d requests, errors %d, p50 %.2f ms p99 %.2f ms p99.9 %.2f ms\n",
+        printf "FAILOVER %d master %d killed: recording resumed on %d after %s, failed %d (in flight), resent %d, dropped %d (queue full), %d requests, errors %d, p50 %.2f ms p99 %.2f ms p99.9 %.2f ms\n",
                n, v, r, ms < 0 ? "NEVER" : sprintf("%.2f s", ms / 1000),
-               lost, res, f["requests"], e, f["p50"] / 1000,
+               failed, res, dropped, f["requests"], e, f["p50"] / 1000,
                f["p99"] / 1000, f["p999"] / 1000
     }' | tee -a "$BENCH_RESULTS/summary.txt"
 
