@@ -2,23 +2,36 @@
 # ngx_http_history_module
 #
 #   make               build build/ngx_http_history_module.so for Debian's nginx
-#   make deps          install the Debian packages needed (as root, via apt-get)
-#   make test          run the test suite (prove) against a private Redis
-#   make run           start a demo: Redis + nginx with examples/nginx.conf
+#   make run           start a demo shop: Redis + nginx with examples/nginx.conf
 #   make stop          stop the demo
+#   make test          run the test suite (prove) against a private Redis
+#   make test-browser  the demo shop in headless chromium (t/browser/)
+#   make deb           the Debian package libnginx-mod-http-history, in
+#                      build/deb/, checked with lintian and test-deb
+#   make test-deb      load the built package's module into Debian's nginx
+#   make test-fresh    README's set-up in a throw-away Debian 12 (debootstrap)
+#   make bench         the benchmark (bench/, docs/performance.md)
+#   make deps          install the Debian packages of build, run and test
 #   make clean         remove build/
+#   make help          this text
 #
 #   make SAN=1 ...     build with AddressSanitizer and UBSan
 #   make CFLAGS=...    extra compiler flags (LDFLAGS=... for the linker)
 #   make test TESTS=t/010-record.t
 #   make test-valgrind   the read path under valgrind (memcheck)
 #   make test-upstream-build NGINX_SRC=/path/to/nginx-1.x
+#   make run RUN_PORT=8081 RUN_REDIS_PORT=16381
 #
-# The module is built against Debian's nginx through the nginx-dev package:
+# Each target installs the Debian packages it needs (as root, or through
+# sudo, with apt-get), and says which before it does.
+#
+# The module is built against Debian's nginx through nginx-dev's tree:
 # /usr/share/nginx/src holds the headers and the configure script of the
 # nginx in /usr/sbin/nginx, and conf_flags, the configure arguments that
-# nginx was built with.  That tree is copied into build/nginx and configured
-# there with --add-dynamic-module; only the module is compiled.
+# nginx was built with.  That tree (from the installed nginx-dev, or from
+# its .deb, unpacked without installing it: scripts/nginx-dev.sh) is
+# copied into build/nginx and configured there with --add-dynamic-module;
+# only the module is compiled.
 #
 
 SHELL :=            /bin/bash
@@ -37,7 +50,10 @@ SO =                $(BUILD)/$(MODULE).so
 # (or of the compiler flags) re-runs nginx's configure
 SOURCES =           $(wildcard $(TOP)/*.c $(TOP)/*.h)
 
-NGX_DEB_SRC =       /usr/share/nginx/src
+# /usr/share/nginx/src when nginx-dev is installed, else nginx-dev's tree
+# unpacked in build/nginx-dev
+NGX_DEB_SRC ?=
+NGX_DEV_DIR =       $(BUILD)/nginx-dev
 NGX_DIR =           $(BUILD)/nginx
 NGINX ?=            /usr/sbin/nginx
 
@@ -83,17 +99,36 @@ export HIREDIS_INC HIREDIS_LIB
 MAKEOVERRIDES =
 
 
-# Debian packages: to build, to run the demo and to run the tests
+# Debian packages, per target: each target installs what it needs and no
+# more (scripts/deps.sh says what before installing).  "make deps" installs
+# those of build, run and test at once.
 
-DEPS_PKGS =         gcc libc6-dev make \
-                    nginx nginx-dev libhiredis-dev libpcre2-dev libssl-dev \
-                    zlib1g-dev redis-server redis-tools curl
+# the module: Debian's nginx, and the libraries of the flags it was built
+# with (conf_flags); nginx-dev's tree is used without installing it
+# (scripts/nginx-dev.sh)
+BUILD_PKGS =        gcc libc6-dev make \
+                    nginx libhiredis-dev libpcre2-dev libssl-dev zlib1g-dev
+# the demo: a private Redis; redis-cli and curl for what it prints to try
+RUN_PKGS =          redis-server redis-tools curl
 # procps: pgrep, for the tests that watch nginx's processes;
 # python3-redis: for examples/flush_counts.py and its test;
 # wrk: for the faults under load (t/130-load.t)
-TEST_PKGS =         libtest-base-perl libtext-diff-perl liburi-perl \
+TEST_PKGS =         redis-server redis-tools curl \
+                    libtest-base-perl libtext-diff-perl liburi-perl \
                     libwww-perl libredis-perl procps \
                     python3 python3-redis wrk
+# the package (debian/): Debian's tools, the build dependencies of
+# debian/control, and lintian
+DEB_PKGS =          build-essential dpkg-dev debhelper fakeroot lintian \
+                    nginx-dev libhiredis-dev
+# the package's test: Debian's nginx and a private Redis
+DEB_TEST_PKGS =     nginx redis-server redis-tools curl
+# the browser test: Debian's chromium, driven by chromedriver from Python
+BROWSER_PKGS =      chromium chromium-driver python3 python3-selenium \
+                    fonts-dejavu-core
+
+DEPS =              $(TOP)/scripts/deps.sh
+GOAL =              make$(if $(MAKECMDGOALS), $(firstword $(MAKECMDGOALS)))
 
 
 # tests
@@ -123,19 +158,23 @@ RUN_REDIS_PORT ?=   16380
 RUN_NGINX ?=        $(if $(SAN_OPT),$(TOP)/scripts/nginx-san,$(NGINX))
 
 
-.PHONY: all build deps test test-valgrind test-upstream-build run stop clean \
-        help FORCE
+.PHONY: all build deps deps-build test test-valgrind test-upstream-build run \
+        stop clean help FORCE
 
 all: build
 
-build: deps $(SO)
+build: deps-build $(SO)
 
 help:
-	@sed -n '3,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '4,/^# Each target/{/^# Each target/d;s/^# \{0,1\}//p;}' \
+	    $(firstword $(MAKEFILE_LIST))
 
 
 deps:
-	@$(TOP)/scripts/deps.sh $(DEPS_PKGS) $(TEST_PKGS)
+	@$(DEPS) --for 'make deps' $(sort $(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS))
+
+deps-build:
+	@$(DEPS) --for '$(GOAL) (to build the module)' $(BUILD_PKGS)
 
 
 # The configure flags in a file that changes only when they do, so that a
@@ -153,9 +192,13 @@ quote = '$(subst ','\'',$(1))'
 
 # A fresh copy of Debian's nginx tree, configured with the module.
 
-$(NGX_DIR)/objs/Makefile: $(TOP)/config $(BUILD)/configure.opt | deps
+$(NGX_DIR)/objs/Makefile: $(TOP)/config $(BUILD)/configure.opt | deps-build
 	rm -rf $(NGX_DIR)
-	cp -R $(NGX_DEB_SRC) $(NGX_DIR)
+	@src='$(NGX_DEB_SRC)'; \
+	if [ -z "$$src" ]; then \
+	    src=$$($(TOP)/scripts/nginx-dev.sh $(NGX_DEV_DIR)); fi; \
+	echo "cp -R $$src $(NGX_DIR)"; \
+	cp -R "$$src" $(NGX_DIR)
 	@echo "cd $(NGX_DIR) && ./configure \$${NGX_CONF_FLAGS[@]}" \
 	      "$(CONFIGURE_OPT) --add-dynamic-module=$(TOP) > ../configure.log"
 	@cd $(NGX_DIR) && source ./conf_flags \
@@ -171,7 +214,7 @@ $(NGX_DIR)/objs/Makefile: $(TOP)/config $(BUILD)/configure.opt | deps
 	@grep -i 'hiredis' $(BUILD)/configure.log || true
 
 
-$(SO): $(NGX_DIR)/objs/Makefile $(SOURCES) | deps
+$(SO): $(NGX_DIR)/objs/Makefile $(SOURCES) | deps-build
 	$(MAKE) -C $(NGX_DIR) -f objs/Makefile modules
 	cp $(NGX_DIR)/objs/$(MODULE).so $@
 
@@ -181,6 +224,7 @@ $(SO): $(NGX_DIR)/objs/Makefile $(SOURCES) | deps
 # outcome; the exit status is prove's.
 
 test: build
+	@$(DEPS) --for 'make test' $(TEST_PKGS)
 	@trap '$(TOP)/scripts/redis.sh stop $(TEST_REDIS_DIR)' EXIT; \
 	trap 'exit 130' INT TERM; \
 	$(TOP)/scripts/redis.sh start $(TEST_REDIS_DIR) $(TEST_NGINX_REDIS_PORT); \
@@ -198,17 +242,44 @@ test: build
 #   make bench                      everything, about 10 minutes
 #   make bench BENCH_QUICK=1        a short run, about 3 minutes
 #   make bench BENCH_SECTIONS='write callgrind'
+#   make bench BENCH_BASE=e247102   also the module of an earlier commit
+#
+# BENCH_BASE names a commit of this repository: its tree is extracted
+# (git archive) into build/bench-base/<commit>/src, its module built there
+# by that tree's own "make build" (the same CFLAGS, LDFLAGS, SAN, CC), and
+# bench/run.sh runs it as a third side, "base", next to "module" and
+# "plain" (BENCH_BASE_SO).
 
 BENCH_PKGS =        wrk gunicorn python3-django python3-redis gnuplot-nox \
                     valgrind linux-perf
 BENCH_QUICK ?=      0
 BENCH_SECTIONS ?=
+BENCH_BASE ?=
+BENCH_BASE_DIR =    $(BUILD)/bench-base
 
 .PHONY: bench
 
 bench: build
-	@$(TOP)/scripts/deps.sh $(BENCH_PKGS)
-	@BENCH_QUICK='$(BENCH_QUICK)' NGINX_BIN='$(NGINX)' MODULE_SO='$(SO)' \
+	@$(DEPS) --for 'make bench' $(BENCH_PKGS)
+	@base_so=; base_rev=; \
+	if [ -n $(call quote,$(BENCH_BASE)) ]; then \
+	    base_rev=$$(git -C $(TOP) rev-parse --verify --quiet \
+	                    $(call quote,$(BENCH_BASE))^{commit}) \
+	    || { echo "bench: BENCH_BASE="$(call quote,$(BENCH_BASE))":" \
+	              "not a commit of this repository" >&2; exit 1; }; \
+	    dir=$(BENCH_BASE_DIR)/$$base_rev; \
+	    if [ ! -f $$dir/extracted ]; then \
+	        rm -rf $$dir; mkdir -p $$dir/src; \
+	        git -C $(TOP) archive $$base_rev | tar -x -C $$dir/src; \
+	        touch $$dir/extracted; \
+	    fi; \
+	    echo "bench: the base, $$base_rev, built in $$dir/src"; \
+	    $(MAKE) -C $$dir/src build CFLAGS=$(call quote,$(CFLAGS)) \
+	        LDFLAGS=$(call quote,$(LDFLAGS)); \
+	    base_so=$$dir/src/build/$(MODULE).so; \
+	fi; \
+	BENCH_QUICK='$(BENCH_QUICK)' NGINX_BIN='$(NGINX)' MODULE_SO='$(SO)' \
+	BENCH_BASE_SO="$$base_so" BENCH_BASE_REV="$$base_rev" \
 	bash $(TOP)/bench/run.sh $(BENCH_SECTIONS)
 
 
@@ -219,7 +290,7 @@ VALGRIND_TESTS ?=   t/070-serve.t t/080-fetch-cookie.t t/085-abort.t \
                     t/090-online.t t/095-views.t
 
 test-valgrind: build
-	@$(TOP)/scripts/deps.sh valgrind
+	@$(DEPS) --for 'make test-valgrind' valgrind
 	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) test \
 	    TESTS='$(VALGRIND_TESTS)' TEST_NGINX_USE_VALGRIND=1
 
@@ -233,7 +304,7 @@ test-valgrind: build
 NGINX_SRC ?=
 UPSTREAM_DIR =      $(BUILD)/upstream
 
-test-upstream-build: | deps
+test-upstream-build: | deps-build
 ifeq ($(NGINX_SRC),)
 	@echo "test-upstream-build: skipped, NGINX_SRC is not set" \
 	      "(make test-upstream-build NGINX_SRC=/path/to/nginx-1.x)"
@@ -256,12 +327,73 @@ endif
 # The demo: see examples/nginx.conf and scripts/demo.sh.
 
 run: build
+	@$(DEPS) --for 'make run' $(RUN_PKGS)
 	@RUN_DIR='$(RUN_DIR)' RUN_HOST='$(RUN_HOST)' RUN_PORT='$(RUN_PORT)' \
 	RUN_REDIS_PORT='$(RUN_REDIS_PORT)' MODULE='$(SO)' NGINX_BIN='$(RUN_NGINX)' \
 	$(TOP)/scripts/demo.sh start
 
 stop:
 	@RUN_DIR='$(RUN_DIR)' $(TOP)/scripts/demo.sh stop
+
+
+# The Debian package (debian/): built from a copy of the tree in build/deb/
+# with dpkg-buildpackage and dh-sequence-nginx, checked with lintian (no
+# errors), then test-deb: the .deb unpacked with dpkg-deb -x, its module
+# loaded by Debian's nginx through the package's snippet, a view recorded
+# and served through a private Redis.
+
+DEB_DIR =           $(BUILD)/deb
+DEB_TEST_PORT ?=    18093
+DEB_TEST_REDIS_PORT ?= 18094
+
+.PHONY: deb test-deb
+
+deb:
+	@$(DEPS) --for 'make deb' $(DEB_PKGS)
+	@$(TOP)/scripts/deb.sh $(DEB_DIR)
+	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory test-deb
+
+test-deb:
+	@$(DEPS) --for 'make test-deb' $(DEB_TEST_PKGS)
+	@deb=$$(ls $(DEB_DIR)/libnginx-mod-http-history_*_$$(dpkg --print-architecture).deb 2>/dev/null | tail -n 1); \
+	if [ -z "$$deb" ]; then echo "test-deb: no package in $(DEB_DIR): make deb" >&2; exit 1; fi; \
+	DEB_TEST_DIR='$(BUILD)/deb-test' DEB_TEST_PORT='$(DEB_TEST_PORT)' \
+	DEB_TEST_REDIS_PORT='$(DEB_TEST_REDIS_PORT)' NGINX_BIN='$(NGINX)' \
+	$(TOP)/scripts/test-deb.sh "$$deb"
+
+
+# The demo shop in headless chromium (t/browser/shop.py): a demo of its
+# own, on BROWSER_PORT, with an empty Redis on BROWSER_REDIS_PORT;
+# screenshots in build/browser/screenshots/.
+
+BROWSER_PORT ?=     18090
+BROWSER_REDIS_PORT ?= 18091
+BROWSER_DRIVER_PORT ?= 18092
+
+.PHONY: test-browser
+
+test-browser: build
+	@$(DEPS) --for 'make test-browser' $(RUN_PKGS) $(BROWSER_PKGS)
+	@BROWSER_DIR='$(BUILD)/browser' BROWSER_PORT='$(BROWSER_PORT)' \
+	BROWSER_REDIS_PORT='$(BROWSER_REDIS_PORT)' \
+	BROWSER_DRIVER_PORT='$(BROWSER_DRIVER_PORT)' \
+	MODULE='$(SO)' NGINX_BIN='$(RUN_NGINX)' \
+	$(TOP)/scripts/test-browser.sh
+
+
+# README's set-up on a fresh Debian 12 made with debootstrap (as root; it
+# downloads a base system: not in CI).  The ports given to make here are
+# passed on to the steps in that root.
+
+.PHONY: test-fresh
+
+test-fresh:
+	@RUN_PORT='$(RUN_PORT)' RUN_REDIS_PORT='$(RUN_REDIS_PORT)' \
+	TEST_NGINX_REDIS_PORT='$(TEST_NGINX_REDIS_PORT)' \
+	BROWSER_PORT='$(BROWSER_PORT)' BROWSER_REDIS_PORT='$(BROWSER_REDIS_PORT)' \
+	BROWSER_DRIVER_PORT='$(BROWSER_DRIVER_PORT)' \
+	DEB_TEST_PORT='$(DEB_TEST_PORT)' DEB_TEST_REDIS_PORT='$(DEB_TEST_REDIS_PORT)' \
+	$(TOP)/scripts/test-fresh.sh
 
 
 clean:

@@ -214,7 +214,7 @@ ngx_http_history_cluster_refresh_handler(ngx_event_t *ev)
     k = cl->next % n;
 
     for (i = 0; i < n; i++) {
-        if (ngx_http_history_node_ready(nodes[(cl->next + i) % n])) {
+        if (ngx_http_history_node_connected_now(nodes[(cl->next + i) % n])) {
             k = (cl->next + i) % n;
             node = nodes[k];
             break;

@@ -62,7 +62,7 @@ void ngx_http_history_link_reroute(ngx_http_history_link_t *link);
 ngx_int_t ngx_http_history_node_query(ngx_http_history_node_t *node,
     ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
     void *data);
-ngx_uint_t ngx_http_history_node_ready(ngx_http_history_node_t *node);
+ngx_uint_t ngx_http_history_node_connected_now(ngx_http_history_node_t *node);
 void ngx_http_history_node_slots(ngx_http_history_node_t *node,
     ngx_uint_t slots);
 ngx_uint_t ngx_http_history_node_nslots(ngx_http_history_node_t *node);

@@ -194,6 +194,20 @@ static ngx_command_t  ngx_http_history_commands[] = {
       0,
       NULL },
 
+    { ngx_string("history_key_pattern"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_key_pattern,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("history_new_visitor_expire"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_time,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, new_expire),
+      NULL },
+
       ngx_null_command
 };
 
@@ -272,8 +286,9 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                      *value, s;
     ngx_url_t                       u;
     ngx_int_t                       n;
-    ngx_uint_t                      i, addrs;
+    ngx_uint_t                      i, sentinel;
     ngx_addr_t                     *addr;
+    ngx_array_t                    *addrs;
     ngx_http_history_redis_conf_t  *rcf;
 
     rcf = &hmcf->redis;
@@ -284,60 +299,83 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_array_init(&rcf->seeds, cf->pool, 1, sizeof(ngx_addr_t))
-        != NGX_OK)
-    {
+    /* with "sentinel=", the addresses are Sentinels: another default port */
+
+    sentinel = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            sentinel = 1;
+        }
+    }
+
+    addrs = ngx_array_create(cf->pool, 3, sizeof(ngx_addr_t));
+    if (addrs == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    /* the addresses come first: with "cluster", several are seeds */
-
     for (i = 1; i < cf->args->nelts; i++) {
-
-        if (i > 1
-            && (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
-                || (value[i].len == 7
-                    && ngx_strncmp(value[i].data, "cluster", 7) == 0)))
-        {
-            break;
-        }
-
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = value[i];
-        u.default_port = 6379;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-            if (u.err) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "%s in \"%V\" of the \"history_redis\" "
-                                   "directive", u.err, &u.url);
-            }
-
-            return NGX_CONF_ERROR;
-        }
-
-        if (u.naddrs == 0) {
-            return ngx_http_history_invalid(cf, cmd, &value[i], "no address");
-        }
-
-        addr = ngx_array_push_n(&rcf->seeds, u.naddrs);
-        if (addr == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(addr, u.addrs, u.naddrs * sizeof(ngx_addr_t));
-    }
-
-    rcf->addr = rcf->seeds.elts;
-    addrs = i - 1;
-
-    for ( /* void */ ; i < cf->args->nelts; i++) {
 
         if (value[i].len == 7
             && ngx_strncmp(value[i].data, "cluster", 7) == 0)
         {
+            /* the addresses are seeds of a Redis Cluster */
             rcf->cluster = 1;
+            continue;
+        }
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            == NULL)
+        {
+            ngx_memzero(&u, sizeof(ngx_url_t));
+
+            u.url = value[i];
+            u.default_port = sentinel ? 26379 : 6379;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+                if (u.err) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "%s in \"%V\" of the \"%V\" "
+                                       "directive", u.err, &u.url,
+                                       &cmd->name);
+                }
+
+                return NGX_CONF_ERROR;
+            }
+
+            if (u.naddrs == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i],
+                                                "no address");
+            }
+
+            addr = ngx_array_push(addrs);
+            if (addr == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *addr = u.addrs[0];
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            rcf->sentinel_name.data = value[i].data + 9;
+            rcf->sentinel_name.len = value[i].len - 9;
+
+            if (rcf->sentinel_name.len == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0) {
+            rcf->sentinel_password.data = value[i].data + 18;
+            rcf->sentinel_password.len = value[i].len - 18;
+
+            if (rcf->sentinel_password.len == 0) {
+                return ngx_http_history_invalid(cf, cmd, &value[i], NULL);
+            }
+
             continue;
         }
 
@@ -422,10 +460,23 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (addrs > 1 && !rcf->cluster) {
+    if (addrs->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "more than one address in \"%V\" directive "
-                           "needs \"cluster\"", &cmd->name);
+                           "no address in \"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (addrs->nelts > 1 && !sentinel && !rcf->cluster) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "several addresses in \"%V\" directive need "
+                           "\"sentinel=\" or \"cluster\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->cluster && sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cluster\" cannot be used with \"sentinel=\" "
+                           "in \"%V\" directive", &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -435,6 +486,20 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"%V\" directive (Redis Cluster has db 0 only)",
                            &cmd->name);
         return NGX_CONF_ERROR;
+    }
+
+    if (rcf->sentinel_password.len && !sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_password=\" needs \"sentinel=\" in "
+                           "\"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->addr = addrs->elts;
+    rcf->seeds = *addrs;
+
+    if (sentinel) {
+        rcf->sentinels = addrs;
     }
 
     return NGX_CONF_OK;
@@ -859,6 +924,8 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
      *     hlcf->prefix = { 0, NULL };
      *     hlcf->trim = { 0, NULL };
      *     hlcf->ttl = { 0, NULL };
+     *     hlcf->new_ttl = { 0, NULL };
+     *     hlcf->key_regex = NULL;
      */
 
     hlcf->key = NGX_CONF_UNSET_PTR;
@@ -874,6 +941,8 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
     hlcf->fetch = NGX_CONF_UNSET;
     hlcf->forget = NGX_CONF_UNSET;
     hlcf->cookie = NGX_CONF_UNSET_PTR;
+    hlcf->key_mode = NGX_CONF_UNSET_UINT;
+    hlcf->new_expire = NGX_CONF_UNSET;
     hlcf->last_action = NGX_CONF_UNSET;
     hlcf->last_action_key = NGX_CONF_UNSET_PTR;
     hlcf->online_timeout = NGX_CONF_UNSET;
@@ -939,7 +1008,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_history_visitor_merge(cf, prev, conf);
 }
 
 
@@ -1011,7 +1080,7 @@ ngx_http_history_merge_record(ngx_conf_t *cf,
         *code = NGX_HTTP_OK;
     }
 
-    conf->trim.data = ngx_pnalloc(cf->pool, 2 * NGX_TIME_T_LEN);
+    conf->trim.data = ngx_pnalloc(cf->pool, 3 * NGX_TIME_T_LEN);
     if (conf->trim.data == NULL) {
         return NGX_ERROR;
     }

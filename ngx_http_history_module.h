@@ -53,9 +53,14 @@
 #define NGX_HTTP_HISTORY_IDS_MAX      50
 #define NGX_HTTP_HISTORY_SEEN_SIZE    4096
 
+/* what a visitor key must look like (history_key_pattern) */
+#define NGX_HTTP_HISTORY_KEY_WORD     1    /* default, with a prefix */
+#define NGX_HTTP_HISTORY_KEY_SESSION  2    /* default, bare prefix */
+#define NGX_HTTP_HISTORY_KEY_REGEX    3
+#define NGX_HTTP_HISTORY_KEY_OFF      4
+
 #define NGX_HTTP_HISTORY_STATS_SLOTS  256
-#define NGX_HTTP_HISTORY_STATS_FIELDS                                         \
-    (offsetof(ngx_http_history_link_stats_t, nodes) / sizeof(ngx_atomic_t))
+#define NGX_HTTP_HISTORY_STATS_FIELDS  NGX_HTTP_HISTORY_LINK_FIGURES
 
 
 typedef struct {
@@ -107,6 +112,9 @@ typedef struct {
     ngx_str_t                       needs_file;
     ngx_uint_t                      needs_line;
 
+    /* the visitor namespaces of the configuration, for nginx -t */
+    ngx_array_t                     spaces;
+
     /* per worker */
     ngx_http_history_stats_slot_t  *slot;
     ngx_http_history_link_stats_t  *stats;
@@ -133,6 +141,13 @@ typedef struct {
     ngx_flag_t                      fetch;
     ngx_flag_t                      forget;
     ngx_http_history_cookie_t      *cookie;
+    ngx_flag_t                      issue;     /* may issue a visitor id */
+    ngx_uint_t                      key_mode;  /* history_key_pattern */
+#if (NGX_PCRE)
+    ngx_regex_t                    *key_regex;
+#endif
+    ngx_uint_t                      key_check; /* key_mode, or a default */
+    time_t                          new_expire;
     ngx_flag_t                      last_action;
     ngx_http_complex_value_t       *last_action_key;
     time_t                          online_timeout;
@@ -146,9 +161,13 @@ typedef struct {
     /* the content handler of the module's, for "if" and "limit_except" */
     ngx_http_handler_pt             handler;
 
-    /* LTRIM's stop index and EXPIRE's seconds, as Redis wants them */
+    /*
+     * LTRIM's stop index and EXPIRE's seconds (a visitor's, a new
+     * visitor's), as Redis wants them
+     */
     ngx_str_t                       trim;
     ngx_str_t                       ttl;
+    ngx_str_t                       new_ttl;
 } ngx_http_history_loc_conf_t;
 
 
@@ -184,7 +203,8 @@ struct ngx_http_history_ctx_s {
     ngx_str_t                       body;
     ngx_uint_t                      op;
     unsigned                        malformed:1;
-    unsigned                        issue:1;
+    unsigned                        bad_key:1;
+    unsigned                        issue:1;   /* a new visitor id */
     unsigned                        cookie_set:1;
     unsigned                        cleanup:1;
     unsigned                        waiting:1;
@@ -259,6 +279,10 @@ ngx_int_t ngx_http_history_key_variable(ngx_http_request_t *r,
 char *ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_history_visitor_init(ngx_conf_t *cf);
+char *ngx_http_history_set_key_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_history_visitor_merge(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *prev, ngx_http_history_loc_conf_t *conf);
 
 /* ngx_http_history_read.c */
 ngx_http_history_ctx_t *ngx_http_history_get_ctx(
@@ -280,6 +304,9 @@ ngx_int_t ngx_http_history_render(ngx_http_request_t *r,
     ngx_array_t *ids, ngx_uint_t format, ngx_str_t *exclude,
     ngx_uint_t limit, ngx_str_t *out);
 u_char *ngx_http_history_id_unsafe(u_char *p, size_t len);
+uintptr_t ngx_http_history_escape_json(u_char *dst, u_char *src,
+    size_t size);
+ngx_uint_t ngx_http_history_valid_utf8(u_char *p, size_t len);
 ngx_int_t ngx_http_history_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 char *ngx_http_history_serve(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -26,7 +26,11 @@ static ngx_uint_t ngx_http_history_views_kinds(ngx_uint_t views);
 static off_t ngx_http_history_reply_number(redisReply *e);
 
 
-/* ?ids=a,b,c: at most NGX_HTTP_HISTORY_IDS_MAX, each at most 256 bytes */
+/*
+ * ?ids=a,b,c: at most NGX_HTTP_HISTORY_IDS_MAX, each at most 256 bytes;
+ * NGX_ABORT (logged) when they are not UTF-8, which no JSON answer could
+ * name as they are
+ */
 
 ngx_int_t
 ngx_http_history_parse_ids(ngx_http_request_t *r, ngx_array_t **ids)
@@ -49,6 +53,12 @@ ngx_http_history_parse_ids(ngx_http_request_t *r, ngx_array_t **ids)
 
     start = value.data;
     last = value.data + value.len;
+
+    if (!ngx_http_history_valid_utf8(start, last - start)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: ids= is not valid UTF-8");
+        return NGX_ABORT;
+    }
 
     for (p = start; p <= last; p++) {
         if (p < last && *p != ',') {
@@ -252,6 +262,10 @@ ngx_http_history_query_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (rc == NGX_ABORT) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "history: more than %d ids, or an id over %d bytes",
@@ -317,7 +331,8 @@ ngx_http_history_online_body(ngx_http_request_t *r,
     len = sizeof("{\"online\":,\"visitors\":{}}") + NGX_INT64_LEN;
 
     for (i = 0; i < ctx->ids->nelts; i++) {
-        len += id[i].len + ngx_escape_json(NULL, id[i].data, id[i].len)
+        len += id[i].len
+               + ngx_http_history_escape_json(NULL, id[i].data, id[i].len)
                + sizeof("\"\":{\"online\":false,\"last_seen\":},")
                + NGX_TIME_T_LEN;
     }
@@ -338,7 +353,8 @@ ngx_http_history_online_body(ngx_http_request_t *r,
             e = scores->element[i];
 
             *p++ = '"';
-            p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+            p = (u_char *) ngx_http_history_escape_json(p, id[i].data,
+                                                        id[i].len);
             p = ngx_cpymem(p, "\":{\"online\":", sizeof("\":{\"online\":") - 1);
 
             n = (e->type == REDIS_REPLY_STRING)
@@ -431,7 +447,8 @@ ngx_http_history_views_body(ngx_http_request_t *r,
     len = sizeof("{}");
 
     for (i = 0; i < n; i++) {
-        len += id[i].len + ngx_escape_json(NULL, id[i].data, id[i].len)
+        len += id[i].len
+               + ngx_http_history_escape_json(NULL, id[i].data, id[i].len)
                + sizeof("\"\":{\"total\":,\"today\":,\"unique\":},")
                + 3 * NGX_INT64_LEN;
     }
@@ -447,7 +464,8 @@ ngx_http_history_views_body(ngx_http_request_t *r,
 
     for (i = 0; i < n; i++) {
         *p++ = '"';
-        p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+        p = (u_char *) ngx_http_history_escape_json(p, id[i].data,
+                                                    id[i].len);
 
         p = ngx_sprintf(p, "\":{\"total\":%O", total[i]);
 

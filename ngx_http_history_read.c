@@ -25,6 +25,14 @@ static ngx_int_t ngx_http_history_reply_list(ngx_http_request_t *r,
 static void ngx_http_history_cancel(ngx_http_history_ctx_t *ctx);
 static void ngx_http_history_resume(ngx_event_t *ev);
 static void ngx_http_history_cleanup(void *data);
+static size_t ngx_http_history_utf8_len(u_char *p, u_char *last);
+
+
+/* forget with the bare prefix: only a list is deleted */
+
+static char  ngx_http_history_forget_script[] =
+    "if redis.call('TYPE', KEYS[1]).ok ~= 'list' then return 0 end "
+    "return redis.call('DEL', KEYS[1])";
 
 
 ngx_http_history_ctx_t *
@@ -61,6 +69,7 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 {
     ngx_int_t                     rc;
     ngx_str_t                     k;
+    ngx_http_history_ctx_t       *mctx;
     ngx_http_history_batch_t      b;
     ngx_http_history_loc_conf_t  *hlcf;
 
@@ -68,7 +77,13 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 
     ctx->ids = NULL;
 
-    if (key->len == 0) {
+    /* a visitor id issued by this very request has no list yet */
+
+    mctx = ngx_http_get_module_ctx(r->main, ngx_http_history_module);
+
+    if (key->len == 0
+        || (mctx && mctx->issue && key->data == mctx->key.data))
+    {
         ctx->op = op;
         ctx->failed = 0;
         ctx->counted = 0;
@@ -87,15 +102,26 @@ ngx_http_history_read(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 
     ngx_http_history_batch_init(&b, &k);
 
-    if (op == NGX_HTTP_HISTORY_OP_FORGET) {
+    if (op == NGX_HTTP_HISTORY_OP_FORGET && hlcf->prefix.len == 0) {
+        ngx_http_history_batch_command(&b, "EVAL");
+        ngx_http_history_batch_arg(&b,
+                                   (u_char *) ngx_http_history_forget_script,
+                                   sizeof(ngx_http_history_forget_script)
+                                   - 1);
+        ngx_http_history_batch_arg(&b, (u_char *) "1", 1);
+        ngx_http_history_batch_key(&b, &k);
+
+    } else if (op == NGX_HTTP_HISTORY_OP_FORGET) {
         ngx_http_history_batch_command(&b, "DEL");
         ngx_http_history_batch_key(&b, &k);
 
     } else {
+        /* at most history_length items, whatever another writer left */
+
         ngx_http_history_batch_command(&b, "LRANGE");
         ngx_http_history_batch_key(&b, &k);
         ngx_http_history_batch_arg(&b, (u_char *) "0", 1);
-        ngx_http_history_batch_arg(&b, (u_char *) "-1", 2);
+        ngx_http_history_batch_arg(&b, hlcf->trim.data, hlcf->trim.len);
     }
 
     return ngx_http_history_wait_send(r, ctx, &b);
@@ -716,7 +742,8 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
 
             if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
                 len += (n ? 1 : 0) + 2 + id[i].len
-                       + ngx_escape_json(NULL, id[i].data, id[i].len);
+                       + ngx_http_history_escape_json(NULL, id[i].data,
+                                                      id[i].len);
 
                 if (p) {
                     if (n) {
@@ -724,7 +751,8 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
                     }
 
                     *p++ = '"';
-                    p = (u_char *) ngx_escape_json(p, id[i].data, id[i].len);
+                    p = (u_char *) ngx_http_history_escape_json(p, id[i].data,
+                                                                id[i].len);
                     *p++ = '"';
                 }
 
@@ -760,8 +788,9 @@ ngx_http_history_render(ngx_http_request_t *r, ngx_array_t *ids,
 
 /*
  * The first byte that an id never holds, whatever history_id_pattern
- * says (a control character, a space or a comma: lists of ids are handed
- * on comma-separated), or NULL
+ * says, or NULL: a control character, a space or a comma (lists of ids
+ * are handed on comma-separated, in headers too), and what HTML gives a
+ * meaning to, "<", ">", "&", '"' and "'" (the text list goes into pages)
  */
 
 u_char *
@@ -770,12 +799,217 @@ ngx_http_history_id_unsafe(u_char *p, size_t len)
     u_char  *last;
 
     for (last = p + len; p < last; p++) {
-        if (*p <= ' ' || *p == ',' || *p == 0x7f) {
+        if (*p <= ' ' || *p == ',' || *p == 0x7f || *p == '<' || *p == '>'
+            || *p == '&' || *p == '"' || *p == '\'')
+        {
             return p;
         }
     }
 
     return NULL;
+}
+
+
+/*
+ * A JSON string's contents that are safe inside HTML too, in a <script>
+ * included through SSI as in an attribute: as ngx_escape_json(), and
+ * "<", ">", "&", "'", DEL, U+2028 and U+2029 as \uXXXX; a byte that does
+ * not begin valid UTF-8 becomes U+FFFD.  With dst NULL, returns how many
+ * bytes longer than the source the result is.
+ */
+
+uintptr_t
+ngx_http_history_escape_json(u_char *dst, u_char *src, size_t size)
+{
+    u_char      ch, *last;
+    size_t      n;
+    uintptr_t   len;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    last = src + size;
+    len = 0;
+
+    while (src < last) {
+        ch = *src;
+
+        if (ch >= 0x80) {
+            n = ngx_http_history_utf8_len(src, last);
+
+            if (n == 0) {
+                /* U+FFFD for the byte */
+
+                if (dst) {
+                    dst = ngx_cpymem(dst, "\\ufffd", 6);
+                }
+
+                len += 5;
+                src++;
+                continue;
+            }
+
+            if (n == 3 && ch == 0xe2 && src[1] == 0x80
+                && (src[2] == 0xa8 || src[2] == 0xa9))
+            {
+                /* U+2028 and U+2029 end a line in JavaScript */
+
+                if (dst) {
+                    dst = ngx_cpymem(dst, "\\u202", 5);
+                    *dst++ = (src[2] == 0xa8) ? '8' : '9';
+                }
+
+                len += 3;
+                src += 3;
+                continue;
+            }
+
+            if (dst) {
+                dst = ngx_cpymem(dst, src, n);
+            }
+
+            src += n;
+            continue;
+        }
+
+        src++;
+
+        switch (ch) {
+
+        case '"':
+        case '\\':
+            if (dst) {
+                *dst++ = '\\';
+                *dst++ = ch;
+            }
+
+            len++;
+            continue;
+
+        case '\n':
+        case '\r':
+        case '\t':
+        case '\b':
+        case '\f':
+            if (dst) {
+                *dst++ = '\\';
+                *dst++ = (ch == '\n') ? 'n' : (ch == '\r') ? 'r'
+                         : (ch == '\t') ? 't' : (ch == '\b') ? 'b' : 'f';
+            }
+
+            len++;
+            continue;
+
+        default:
+            break;
+        }
+
+        if (ch < 0x20 || ch == 0x7f || ch == '<' || ch == '>' || ch == '&'
+            || ch == '\'')
+        {
+            if (dst) {
+                dst = ngx_cpymem(dst, "\\u00", 4);
+                *dst++ = hex[ch >> 4];
+                *dst++ = hex[ch & 0xf];
+            }
+
+            len += 5;
+            continue;
+        }
+
+        if (dst) {
+            *dst++ = ch;
+        }
+    }
+
+    return dst ? (uintptr_t) dst : len;
+}
+
+
+/* the ids of a query: UTF-8, or refused */
+
+ngx_uint_t
+ngx_http_history_valid_utf8(u_char *p, size_t len)
+{
+    size_t   n;
+    u_char  *last;
+
+    last = p + len;
+
+    while (p < last) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+
+        n = ngx_http_history_utf8_len(p, last);
+
+        if (n == 0) {
+            return 0;
+        }
+
+        p += n;
+    }
+
+    return 1;
+}
+
+
+/*
+ * The length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 if p does not begin one
+ */
+
+static size_t
+ngx_http_history_utf8_len(u_char *p, u_char *last)
+{
+    u_char  c, lo, hi;
+    size_t  n, i;
+
+    c = p[0];
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (c < 0x80) {
+        return 1;
+
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+
+        if (c == 0xe0) {
+            lo = 0xa0;
+
+        } else if (c == 0xed) {
+            hi = 0x9f;
+        }
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+
+        if (c == 0xf0) {
+            lo = 0x90;
+
+        } else if (c == 0xf4) {
+            hi = 0x8f;
+        }
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+
+    return n;
 }
 
 

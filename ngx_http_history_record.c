@@ -20,7 +20,7 @@
 
 static void ngx_http_history_record(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
-    ngx_str_t *key, ngx_str_t *id);
+    ngx_str_t *key, ngx_str_t *id, ngx_uint_t fresh);
 static void ngx_http_history_last_action(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_http_history_main_conf_t *hmcf,
     ngx_str_t *key);
@@ -38,11 +38,27 @@ static void ngx_http_history_count(ngx_http_request_t *r,
  * (after rewrites and internal redirects), and so is the visitor's key.
  */
 
+/*
+ * The type-safe view, for the bare prefix, where any key of the database
+ * may be named: a key holding anything but a list is left as it is.
+ */
+
+static char  ngx_http_history_record_script[] =
+    "local t = redis.call('TYPE', KEYS[1]).ok "
+    "if t ~= 'list' and t ~= 'none' then return 0 end "
+    "redis.call('LREM', KEYS[1], 0, ARGV[1]) "
+    "redis.call('LPUSH', KEYS[1], ARGV[1]) "
+    "redis.call('LTRIM', KEYS[1], 0, ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "return 1";
+
+
 ngx_int_t
 ngx_http_history_log_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                      key, id;
-    ngx_uint_t                     i, status, *codes;
+    ngx_str_t                      key, id, none;
+    ngx_uint_t                     i, status, *codes, fresh;
+    ngx_http_history_ctx_t        *ctx;
     ngx_http_history_loc_conf_t   *hlcf;
     ngx_http_history_main_conf_t  *hmcf;
 
@@ -66,14 +82,29 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (key.len > NGX_HTTP_HISTORY_KEY_MAX) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "history: visitor key of %uz bytes is too long, "
-                      "ignored", key.len);
-        ngx_str_null(&key);
+    /*
+     * A visitor id this response has issued: until its cookie comes back,
+     * the list is short-lived (history_new_visitor_expire), and the
+     * visitor is neither online nor counted as a unique visitor, so that a
+     * client that never sends cookies back leaves nothing that lasts.  An
+     * id whose cookie was not set (the response was no view) is nobody.
+     */
+
+    fresh = 0;
+    ngx_str_null(&none);
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_history_module);
+
+    if (ctx && ctx->issue && key.data == ctx->key.data) {
+        if (ctx->cookie_set) {
+            fresh = 1;
+
+        } else {
+            ngx_str_null(&key);
+        }
     }
 
-    if (hlcf->last_action && key.len) {
+    if (hlcf->last_action && key.len && !fresh) {
         ngx_http_history_last_action(r, hlcf, hmcf, &key);
     }
 
@@ -102,7 +133,8 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
         }
 
         if (ngx_http_history_valid_id(r, hlcf, &id) == NGX_OK) {
-            ngx_http_history_count(r, hlcf, hmcf, &key, &id);
+            ngx_http_history_count(r, hlcf, hmcf, fresh ? &none : &key,
+                                   &id);
         }
     }
 
@@ -118,7 +150,7 @@ ngx_http_history_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    ngx_http_history_record(r, hlcf, hmcf->link, &key, &id);
+    ngx_http_history_record(r, hlcf, hmcf->link, &key, &id, fresh);
 
     return NGX_OK;
 }
@@ -195,25 +227,46 @@ mismatch:
 
 /*
  * One unit, one round trip, atomic:
- * MULTI; LREM k 0 id; LPUSH k id; LTRIM k 0 N-1; EXPIRE k ttl; EXEC
+ * MULTI; LREM k 0 id; LPUSH k id; LTRIM k 0 N-1; EXPIRE k ttl; EXEC,
+ * or, with the bare prefix, the same in a script that leaves a key of
+ * another type alone (EXPIRE in MULTI runs even when LPUSH fails).
  */
 
 static void
 ngx_http_history_record(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_http_history_link_t *link,
-    ngx_str_t *key, ngx_str_t *id)
+    ngx_str_t *key, ngx_str_t *id, ngx_uint_t fresh)
 {
-    ngx_str_t                 k;
+    ngx_str_t                 k, *ttl;
     ngx_http_history_batch_t  b;
 
     if (ngx_http_history_make_key(r, hlcf, "", key, NULL, &k) != NGX_OK) {
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "history: record \"%V\" for \"%V\"", id, &k);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "history: record \"%V\" for \"%V\"%s", id, &k,
+                   fresh ? ", a new visitor" : "");
+
+    ttl = fresh ? &hlcf->new_ttl : &hlcf->ttl;
 
     ngx_http_history_batch_init(&b, &k);
+
+    if (hlcf->prefix.len == 0) {
+        ngx_http_history_batch_command(&b, "EVAL");
+        ngx_http_history_batch_arg(&b,
+                                   (u_char *) ngx_http_history_record_script,
+                                   sizeof(ngx_http_history_record_script)
+                                   - 1);
+        ngx_http_history_batch_arg(&b, (u_char *) "1", 1);
+        ngx_http_history_batch_key(&b, &k);
+        ngx_http_history_batch_arg(&b, id->data, id->len);
+        ngx_http_history_batch_arg(&b, hlcf->trim.data, hlcf->trim.len);
+        ngx_http_history_batch_arg(&b, ttl->data, ttl->len);
+
+        (void) ngx_http_history_link_send(link, &b, NULL, NULL);
+        return;
+    }
 
     ngx_http_history_batch_command(&b, "MULTI");
 
@@ -233,7 +286,7 @@ ngx_http_history_record(ngx_http_request_t *r,
 
     ngx_http_history_batch_command(&b, "EXPIRE");
     ngx_http_history_batch_key(&b, &k);
-    ngx_http_history_batch_arg(&b, hlcf->ttl.data, hlcf->ttl.len);
+    ngx_http_history_batch_arg(&b, ttl->data, ttl->len);
 
     ngx_http_history_batch_command(&b, "EXEC");
 

@@ -10,6 +10,7 @@
 #include <ngx_event_connect.h>
 
 #include "ngx_http_history_redis.h"
+#include "ngx_http_history_sentinel.h"
 #include "ngx_http_history_cluster.h"
 
 
@@ -22,16 +23,70 @@
 /* a cluster: the most nodes a link makes, whatever the nodes announce */
 #define NGX_HTTP_HISTORY_NODES_MAX      64
 
-/* how often a unit is sent elsewhere, retried later, or sent again */
+/* how often a unit is sent elsewhere, or retried later */
 #define NGX_HTTP_HISTORY_REDIRECTS_MAX  5
 #define NGX_HTTP_HISTORY_RETRIES_MAX    20
-#define NGX_HTTP_HISTORY_RESENDS_MAX    2
 #define NGX_HTTP_HISTORY_RETRY_MIN      100
 #define NGX_HTTP_HISTORY_RETRY_MAX      1000
 
 /* ASK: this goes before the unit, in room kept in front of its commands */
 #define NGX_HTTP_HISTORY_ASKING         "*1\r\n$6\r\nASKING\r\n"
 #define NGX_HTTP_HISTORY_ASKING_LEN     (sizeof(NGX_HTTP_HISTORY_ASKING) - 1)
+
+/* read and parsed in one read event at most; the rest in a posted one */
+#define NGX_HTTP_HISTORY_READ_BUDGET    65536
+
+/* a reply pool that grew past this is made anew, not kept */
+#define NGX_HTTP_HISTORY_REPLIES_KEEP   65536
+
+/* AUTH, SELECT, ROLE (with Sentinel), PING */
+#define NGX_HTTP_HISTORY_HANDSHAKE_MAX  4
+
+/* the longest integer line ":<number>" read */
+#define NGX_HTTP_HISTORY_INTEGER_LEN    32
+
+
+/* what a reply must look like */
+#define NGX_HTTP_HISTORY_SHAPE_ANY          0
+#define NGX_HTTP_HISTORY_SHAPE_OK           1   /* +OK */
+#define NGX_HTTP_HISTORY_SHAPE_OK_NIL       2   /* +OK or nil */
+#define NGX_HTTP_HISTORY_SHAPE_PONG         3   /* +PONG */
+#define NGX_HTTP_HISTORY_SHAPE_STATUS       4
+#define NGX_HTTP_HISTORY_SHAPE_INTEGER      5
+#define NGX_HTTP_HISTORY_SHAPE_STRING       6
+#define NGX_HTTP_HISTORY_SHAPE_STRINGS      7   /* an array of strings */
+#define NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL  8   /* ... of strings or nils */
+#define NGX_HTTP_HISTORY_SHAPE_MULTI        9
+#define NGX_HTTP_HISTORY_SHAPE_EXEC         10
+#define NGX_HTTP_HISTORY_SHAPE_TAG          11  /* the string sent */
+
+/* entries of ngx_http_history_command_kinds[] the link refers to */
+#define NGX_HTTP_HISTORY_KIND_ANY           0
+#define NGX_HTTP_HISTORY_KIND_PING_ARG      2
+#define NGX_HTTP_HISTORY_KIND_AUTH          3
+#define NGX_HTTP_HISTORY_KIND_SELECT        4
+#define NGX_HTTP_HISTORY_KIND_PING          5
+#define NGX_HTTP_HISTORY_KIND_ROLE          6
+#define NGX_HTTP_HISTORY_KIND_NAMED         3   /* looked up from here */
+
+
+/* ngx_http_history_scan() states */
+#define NGX_HTTP_HISTORY_SCAN_TYPE     0
+#define NGX_HTTP_HISTORY_SCAN_LINE     1
+#define NGX_HTTP_HISTORY_SCAN_INTEGER  2
+#define NGX_HTTP_HISTORY_SCAN_LENGTH   3
+#define NGX_HTTP_HISTORY_SCAN_DIGITS   4
+#define NGX_HTTP_HISTORY_SCAN_NIL      5
+#define NGX_HTTP_HISTORY_SCAN_CR       6
+#define NGX_HTTP_HISTORY_SCAN_LF       7
+#define NGX_HTTP_HISTORY_SCAN_BULK     8
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_uint_t                     shape;
+    ngx_uint_t                     idempotent;  /* twice is as once */
+} ngx_http_history_command_kind_t;
 
 
 typedef enum {
@@ -45,7 +100,7 @@ typedef enum {
 /*
  * A node is one connection to one Redis server.  The link routes each
  * unit of work to a node by its key; with a single server there is one
- * node, a cluster has one per master it has work for, made as needed.
+ * node, a cluster will have one per master.
  */
 
 struct ngx_http_history_node_s {
@@ -63,15 +118,26 @@ struct ngx_http_history_node_s {
     ngx_buf_t                      handshake;
     ngx_uint_t                     handshake_replies;
     ngx_uint_t                     handshake_left;
+    u_char                         handshake_kind[
+                                       NGX_HTTP_HISTORY_HANDSHAKE_MAX];
+
+    ngx_http_history_scan_t        scan;
+    redisReply                    *held;       /* a tagged unit's reply */
 
     ngx_event_t                    reconnect;
     ngx_event_t                    flush;
     ngx_msec_t                     backoff;
     ngx_http_history_node_state_e  state;
+    unsigned                       up:1;       /* Redis has answered */
+    unsigned                       down_reported:1;
+    unsigned                       resolved:1; /* by Sentinel, for now */
 
     time_t                         down_since;
     time_t                         down_logged;
     ngx_uint_t                     down_dropped;
+    ngx_uint_t                     down_failed;
+    ngx_uint_t                     unreported;
+    time_t                         failure_logged;
     time_t                         error_logged;
     time_t                         drop_logged;
 
@@ -88,24 +154,24 @@ struct ngx_http_history_node_s {
 struct ngx_http_history_unit_s {
     ngx_queue_t                    queue;
     ngx_buf_t                      buf;
-    u_char                        *commands;   /* buf.start but for ASKING */
-    ngx_uint_t                     ncommands;
     ngx_uint_t                     slot;
-    ngx_uint_t                     replies;    /* still to come */
-    ngx_uint_t                     index;      /* ... and come already */
+    ngx_uint_t                     replies;
     ngx_http_history_reply_pt      handler;
     void                          *data;
+    ngx_http_history_shape_t       shape;
 
     /* a cluster's answers: where to next, and how often it went there */
+    u_char                        *commands;   /* buf.start but for ASKING */
+    ngx_uint_t                     index;      /* replies come already */
     ngx_http_history_node_t       *target;
     ngx_uint_t                     redirect;
     ngx_uint_t                     redirects;
     ngx_uint_t                     retries;
-    ngx_uint_t                     resends;
     ngx_msec_t                     due;        /* when to retry */
 
     unsigned                       error:1;
     unsigned                       idempotent:1;
+    unsigned                       resent:1;
     unsigned                       transaction:1;
     unsigned                       executed:1; /* some command took effect */
     unsigned                       asking:1;
@@ -120,9 +186,11 @@ struct ngx_http_history_link_s {
     ngx_pool_t                    *pool;
     ngx_array_t                    nodes;      /* ngx_http_history_node_t * */
     ngx_uint_t                     queued;
+    ngx_uint_t                     tags;
     u_char                        *recv_buf;
     ngx_chain_t                    chain[NGX_HTTP_HISTORY_CHAIN_MAX];
     ngx_http_history_link_stats_t *stats;
+    ngx_http_history_sentinel_t   *sentinel;
 
     /* a cluster: its map, and units waiting to be retried */
     ngx_http_history_cluster_t    *cluster;
@@ -133,6 +201,8 @@ struct ngx_http_history_link_s {
 };
 
 
+static ngx_http_history_node_t *ngx_http_history_link_node_push(
+    ngx_http_history_link_t *link, ngx_addr_t *addr);
 static ngx_int_t ngx_http_history_node_init(ngx_http_history_link_t *link,
     ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_log_t *log);
 static ngx_http_history_unit_t *ngx_http_history_unit_create(
@@ -140,7 +210,7 @@ static ngx_http_history_unit_t *ngx_http_history_unit_create(
     ngx_http_history_reply_pt handler, void *data);
 static void ngx_http_history_node_queue(ngx_http_history_node_t *node,
     ngx_http_history_unit_t *cmd);
-static void ngx_http_history_node_reply(ngx_http_history_node_t *node,
+static void ngx_http_history_node_redirect(ngx_http_history_node_t *node,
     ngx_http_history_unit_t *cmd, redisReply *reply);
 static void ngx_http_history_unit_redirect(ngx_http_history_node_t *node,
     ngx_http_history_unit_t *cmd);
@@ -153,6 +223,8 @@ static ngx_int_t ngx_http_history_node_prepare(
 static ngx_http_history_node_t *ngx_http_history_link_node(
     ngx_http_history_link_t *link, ngx_uint_t slot);
 static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
+static void ngx_http_history_node_resolved(void *data, ngx_addr_t *addr);
+static void ngx_http_history_link_moved(void *data);
 static void ngx_http_history_node_connected(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_test_connect(ngx_connection_t *c);
 static void ngx_http_history_node_write_handler(ngx_event_t *wev);
@@ -163,6 +235,16 @@ static void ngx_http_history_node_send(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_process(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_handshake_reply(
     ngx_http_history_node_t *node, redisReply *reply);
+static ngx_int_t ngx_http_history_node_handshake_next(
+    ngx_http_history_node_t *node);
+static ngx_int_t ngx_http_history_node_reply(ngx_http_history_node_t *node,
+    redisReply *reply);
+static void ngx_http_history_node_ready(ngx_http_history_node_t *node);
+static void ngx_http_history_node_quiet(ngx_http_history_node_t *node);
+static void ngx_http_history_node_refused(ngx_http_history_node_t *node);
+static ngx_int_t ngx_http_history_shape_match(ngx_uint_t shape,
+    redisReply *reply);
+static void ngx_http_history_scan_done(ngx_http_history_scan_t *s);
 static ngx_uint_t ngx_http_history_reply_failed(redisReply *reply);
 static void ngx_http_history_node_log_reply(ngx_http_history_node_t *node,
     redisReply *reply);
@@ -176,6 +258,8 @@ static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_unit_done(ngx_http_history_link_t *link,
     ngx_http_history_unit_t *cmd, redisReply *reply);
 static void ngx_http_history_replies_cleanup(void *data);
+static void *ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp,
+    size_t size, ngx_uint_t zero);
 static redisReply *ngx_http_history_reply_alloc(const redisReadTask *task,
     int type);
 static void *ngx_http_history_reply_string(const redisReadTask *task,
@@ -196,6 +280,71 @@ static ngx_uint_t ngx_http_history_format_digits(size_t n);
 static u_char *ngx_http_history_format_number(u_char *p, size_t n);
 static u_char *ngx_http_history_node_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
+
+
+/*
+ * The commands whose replies the link can check, with the shape of the
+ * reply each must get, and whether running one twice leaves what running
+ * it once does (a unit made only of those is sent again after a lost
+ * connection).  Others are let through as any reply, and are not sent
+ * again; an error reply is right for every command but those of the
+ * handshake.
+ */
+
+static ngx_http_history_command_kind_t  ngx_http_history_command_kinds[] = {
+    { ngx_string("a command"), NGX_HTTP_HISTORY_SHAPE_ANY, 0 },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_TAG, 1 },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_STRING, 1 },
+    { ngx_string("AUTH"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
+    { ngx_string("SELECT"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
+    { ngx_string("PING"), NGX_HTTP_HISTORY_SHAPE_PONG, 1 },
+    { ngx_string("ROLE"), NGX_HTTP_HISTORY_SHAPE_ANY, 1 },
+
+    { ngx_string("MULTI"), NGX_HTTP_HISTORY_SHAPE_MULTI, 1 },
+    { ngx_string("EXEC"), NGX_HTTP_HISTORY_SHAPE_EXEC, 1 },
+    { ngx_string("LRANGE"), NGX_HTTP_HISTORY_SHAPE_STRINGS, 1 },
+    { ngx_string("MGET"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL, 1 },
+    { ngx_string("ZMSCORE"), NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL, 1 },
+    { ngx_string("SET"), NGX_HTTP_HISTORY_SHAPE_OK_NIL, 1 },
+    { ngx_string("LTRIM"), NGX_HTTP_HISTORY_SHAPE_OK, 1 },
+    { ngx_string("TYPE"), NGX_HTTP_HISTORY_SHAPE_STATUS, 1 },
+    { ngx_string("DEL"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("UNLINK"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("EXISTS"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("EXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("PEXPIRE"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("EXPIREAT"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("TTL"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("INCR"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 0 },
+    { ngx_string("LPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 0 },
+    { ngx_string("RPUSH"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 0 },
+    { ngx_string("LREM"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("LLEN"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("PFADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("PFCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZADD"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZCOUNT"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZREMRANGEBYSCORE"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 },
+    { ngx_string("ZCARD"), NGX_HTTP_HISTORY_SHAPE_INTEGER, 1 }
+};
+
+
+/* what is expected, for the log; in the order of the shapes */
+
+static char  *ngx_http_history_shape_names[] = {
+    "any reply",
+    "+OK",
+    "+OK or nil",
+    "+PONG",
+    "a status",
+    "an integer",
+    "a string",
+    "an array of strings",
+    "an array of strings or nils",
+    "+OK",
+    "an array of one reply per queued command, or nil",
+    "the string sent"
+};
 
 
 /* CRC16-CCITT (XMODEM: polynomial 0x1021, no reflection), a byte at a time */
@@ -256,6 +405,7 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
     ngx_http_history_redis_conf_t *rcf, ngx_http_history_link_stats_t *stats)
 {
     ngx_pool_t               *pool;
+    ngx_addr_t               *addr;
     ngx_http_history_link_t  *link;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, cycle->log);
@@ -306,16 +456,33 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
         return link;
     }
 
-    if (ngx_http_history_link_node_add(link, rcf->addr->sockaddr,
-                                       rcf->addr->socklen)
-        == NULL)
-    {
+    addr = rcf->addr;
+
+    if (rcf->sentinel_name.len) {
+        link->sentinel = ngx_http_history_sentinel_create(cycle, pool, rcf,
+                                                 stats,
+                                                 ngx_http_history_link_moved,
+                                                 link);
+        if (link->sentinel == NULL) {
+            goto failed;
+        }
+
+        addr = ngx_http_history_sentinel_addr(link->sentinel);
+    }
+
+    /* the address itself: a Sentinel changes it where it is */
+
+    if (ngx_http_history_link_node_push(link, addr) == NULL) {
         goto failed;
     }
 
     return link;
 
 failed:
+
+    if (link && link->sentinel) {
+        ngx_http_history_sentinel_destroy(link->sentinel);
+    }
 
     ngx_destroy_pool(pool);
     return NULL;
@@ -335,7 +502,7 @@ ngx_http_history_link_node_add(ngx_http_history_link_t *link,
     u_char                    text[NGX_SOCKADDR_STRLEN];
     ngx_uint_t                i, n;
     ngx_addr_t               *addr;
-    ngx_http_history_node_t  *node, **nodes, **np;
+    ngx_http_history_node_t **nodes;
 
     nodes = link->nodes.elts;
     n = link->nodes.nelts;
@@ -356,11 +523,8 @@ ngx_http_history_link_node_add(ngx_http_history_link_t *link,
         return NULL;
     }
 
-    node = ngx_pcalloc(link->pool, sizeof(ngx_http_history_node_t));
     addr = ngx_pcalloc(link->pool, sizeof(ngx_addr_t));
-    np = ngx_array_push(&link->nodes);
-
-    if (node == NULL || addr == NULL || np == NULL) {
+    if (addr == NULL) {
         return NULL;
     }
 
@@ -380,6 +544,28 @@ ngx_http_history_link_node_add(ngx_http_history_link_t *link,
     }
 
     ngx_memcpy(addr->name.data, text, addr->name.len);
+
+    return ngx_http_history_link_node_push(link, addr);
+}
+
+
+/* a new node of the link, at that address */
+
+static ngx_http_history_node_t *
+ngx_http_history_link_node_push(ngx_http_history_link_t *link,
+    ngx_addr_t *addr)
+{
+    ngx_uint_t                 n;
+    ngx_http_history_node_t   *node, **np;
+
+    n = link->nodes.nelts;
+
+    node = ngx_pcalloc(link->pool, sizeof(ngx_http_history_node_t));
+    np = ngx_array_push(&link->nodes);
+
+    if (node == NULL || np == NULL) {
+        return NULL;
+    }
 
     /* the figures of the first nodes; the others share a spare */
 
@@ -451,7 +637,7 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     }
 
     cln->handler = ngx_http_history_replies_cleanup;
-    cln->data = node->replies.pool;
+    cln->data = &node->replies;
 
     node->replies.log = &node->log;
 
@@ -477,8 +663,10 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
 
 
 /*
- * AUTH and SELECT, formatted once and sent first on every connection;
- * nothing else is sent before their replies arrive.
+ * AUTH, SELECT and PING, formatted once and sent first on every
+ * connection; nothing else is sent before their replies arrive, and the
+ * connection is not counted as up before then: a server that accepts and
+ * closes, greets with an error or does not answer is not Redis answering.
  */
 
 static ngx_int_t
@@ -504,18 +692,29 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
 
         ngx_http_history_batch_arg(&b, rcf->password.data,
                                    rcf->password.len);
+
+        node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_AUTH;
     }
 
     if (rcf->db) {
         ngx_http_history_batch_command(&b, "SELECT");
         ngx_http_history_batch_number(&b, (time_t) rcf->db);
+
+        node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_SELECT;
     }
+
+    if (node->link->sentinel) {
+        /* a Sentinel's answer may be stale: is it the master? */
+        ngx_http_history_batch_command(&b, "ROLE");
+
+        node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_ROLE;
+    }
+
+    ngx_http_history_batch_command(&b, "PING");
+
+    node->handshake_kind[b.ncommands - 1] = NGX_HTTP_HISTORY_KIND_PING;
 
     node->handshake_replies = b.ncommands;
-
-    if (b.ncommands == 0) {
-        return NGX_OK;
-    }
 
     size = 0;
 
@@ -548,6 +747,10 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 
     left = link->queued;
 
+    if (link->sentinel) {
+        ngx_http_history_sentinel_destroy(link->sentinel);
+    }
+
     if (link->retry_event.timer_set) {
         ngx_del_timer(&link->retry_event);
     }
@@ -569,6 +772,10 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 
         if (node->reconnect.timer_set) {
             ngx_del_timer(&node->reconnect);
+        }
+
+        if (node->reconnect.posted) {
+            ngx_delete_posted_event(&node->reconnect);
         }
 
         if (node->flush.posted) {
@@ -725,6 +932,7 @@ ngx_http_history_node_query(ngx_http_history_node_t *node,
     }
 
     cmd->query = 1;
+    cmd->idempotent = 0;
 
     node->link->queued++;
     node->link->stats->depth = node->link->queued;
@@ -736,8 +944,11 @@ ngx_http_history_node_query(ngx_http_history_node_t *node,
 
 
 /*
- * A unit: the commands formatted once, behind room for an ASKING that a
- * cluster's ASK puts in front of them.
+ * A unit: its commands formatted once, behind room for an ASKING that a
+ * cluster's ASK puts in front of them, and, when someone waits for its
+ * reply, followed by "PING <tag>": the reply is handed over only once the
+ * tag has come back, so that a reply slipped into the stream cannot give
+ * a request another's answer.  The shape of each reply follows.
  */
 
 static ngx_http_history_unit_t *
@@ -745,10 +956,12 @@ ngx_http_history_unit_create(ngx_http_history_link_t *link,
     ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
     void *data)
 {
-    u_char                   *p;
-    size_t                    size;
-    ngx_uint_t                k;
-    ngx_http_history_unit_t  *cmd;
+    u_char                      *p, *start, tag[NGX_INT_T_LEN];
+    size_t                       size, asking, tlen[2];
+    ngx_uint_t                   k, tagged;
+    const char                  *targv[2];
+    ngx_http_history_unit_t     *cmd;
+    ngx_http_history_command_t   targ;
 
     size = 0;
 
@@ -756,11 +969,25 @@ ngx_http_history_unit_create(ngx_http_history_link_t *link,
         size += ngx_http_history_format_size(&b->command[k]);
     }
 
-    if (link->cluster) {
-        size += NGX_HTTP_HISTORY_ASKING_LEN;
+    tagged = (handler != NULL);
+
+    if (tagged) {
+        targv[0] = "PING";
+        tlen[0] = 4;
+        targv[1] = (const char *) tag;
+        tlen[1] = ngx_sprintf(tag, "%ui", ++link->tags) - tag;
+
+        targ.argc = 2;
+        targ.argv = targv;
+        targ.argvlen = tlen;
+
+        size += ngx_http_history_format_size(&targ);
     }
 
-    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + size, ngx_cycle->log);
+    asking = link->cluster ? NGX_HTTP_HISTORY_ASKING_LEN : 0;
+
+    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + asking + size
+                    + b->ncommands + tagged, ngx_cycle->log);
     if (cmd == NULL) {
         return NULL;
     }
@@ -768,30 +995,61 @@ ngx_http_history_unit_create(ngx_http_history_link_t *link,
     ngx_memzero(cmd, sizeof(ngx_http_history_unit_t));
 
     p = (u_char *) &cmd[1];
+    p = ngx_cpymem(p, NGX_HTTP_HISTORY_ASKING, asking);
+    start = p;
 
-    if (link->cluster) {
-        p = ngx_cpymem(p, NGX_HTTP_HISTORY_ASKING,
-                       NGX_HTTP_HISTORY_ASKING_LEN);
-    }
-
-    cmd->commands = p;
-
-    cmd->buf.start = p;
-    cmd->buf.pos = p;
-    cmd->buf.end = (u_char *) &cmd[1] + size;
+    cmd->commands = start;
+    cmd->buf.start = start;
+    cmd->buf.pos = start;
+    cmd->buf.end = start + size;
     cmd->buf.memory = 1;
 
     for (k = 0; k < b->ncommands; k++) {
         p = ngx_http_history_format(p, &b->command[k]);
     }
 
+    if (tagged) {
+        p = ngx_http_history_format(p, &targ);
+
+        /* "$<length>\r\n<tag>\r\n" ends the buffer */
+        cmd->shape.tag.data = p - 2 - tlen[1];
+        cmd->shape.tag.len = tlen[1];
+    }
+
     cmd->buf.last = p;
+
+    cmd->shape.kind = cmd->buf.end;
+    cmd->shape.n = b->ncommands + tagged;
+
+    /*
+     * A unit someone waits for is not sent again: it gets its answer.
+     * Others are when every command may run twice, or when the caller
+     * says the unit as a whole may (the history transaction).
+     */
+
+    cmd->idempotent = !tagged;
+
+    for (k = 0; k < b->ncommands; k++) {
+        cmd->shape.kind[k] =
+                       (u_char) ngx_http_history_shape_kind(&b->command[k]);
+
+        if (!ngx_http_history_command_kinds[cmd->shape.kind[k]].idempotent) {
+            cmd->idempotent = 0;
+        }
+    }
+
+    if (b->idempotent && !tagged) {
+        cmd->idempotent = 1;
+    }
+
+    if (tagged) {
+        cmd->shape.kind[b->ncommands] = NGX_HTTP_HISTORY_KIND_TAG;
+    }
+
     cmd->slot = b->slot;
-    cmd->ncommands = b->ncommands;
-    cmd->replies = b->ncommands;
+    cmd->replies = cmd->shape.n;
     cmd->handler = handler;
     cmd->data = data;
-    cmd->idempotent = b->idempotent;
     cmd->transaction = b->command[0].argc == 1
                        && b->command[0].argvlen[0] == 5
                        && ngx_strncmp(b->command[0].argv[0], "MULTI", 5) == 0;
@@ -809,8 +1067,11 @@ ngx_http_history_unit_reset(ngx_http_history_unit_t *cmd, ngx_uint_t asking)
     cmd->buf.start = asking ? cmd->commands - NGX_HTTP_HISTORY_ASKING_LEN
                             : cmd->commands;
     cmd->buf.pos = cmd->buf.start;
-    cmd->replies = cmd->ncommands + (asking ? 1 : 0);
+    cmd->replies = cmd->shape.n + (asking ? 1 : 0);
     cmd->index = 0;
+    cmd->shape.next = 0;
+    cmd->shape.multi = 0;
+    cmd->shape.aborted = 0;
     cmd->error = 0;
     cmd->executed = 0;
     cmd->redirect = NGX_HTTP_HISTORY_REPLY_ERROR;
@@ -839,6 +1100,7 @@ ngx_http_history_node_queue(ngx_http_history_node_t *node,
     node->reconnect.cancelable = 0;
 
     if (node->state == NGX_HTTP_HISTORY_NODE_DOWN
+        && node->link->cluster
         && !node->reconnect.timer_set && !node->reconnect.posted)
     {
         ngx_post_event(&node->reconnect, &ngx_posted_events);
@@ -894,6 +1156,7 @@ ngx_http_history_link_node(ngx_http_history_link_t *link, ngx_uint_t slot)
 static void
 ngx_http_history_node_reconnect_handler(ngx_event_t *ev)
 {
+    ngx_http_history_node_quiet(ev->data);
     ngx_http_history_node_connect(ev->data);
 }
 
@@ -903,6 +1166,15 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
 {
     ngx_int_t          rc;
     ngx_connection_t  *c;
+
+    if (node->link->sentinel && !node->resolved) {
+        /* where the master is now: asked before every connection */
+        node->state = NGX_HTTP_HISTORY_NODE_CONNECTING;
+        ngx_http_history_sentinel_resolve(node->link->sentinel,
+                                          ngx_http_history_node_resolved,
+                                          node);
+        return;
+    }
 
     node->link->stats->connects++;
 
@@ -944,6 +1216,55 @@ ngx_http_history_node_connect(ngx_http_history_node_t *node)
 
 
 static void
+ngx_http_history_node_resolved(void *data, ngx_addr_t *addr)
+{
+    ngx_http_history_node_t  *node = data;
+
+    if (addr == NULL) {
+        /* no Sentinel answered: as if the node were down */
+        ngx_http_history_node_close(node);
+        return;
+    }
+
+    node->peer.sockaddr = addr->sockaddr;
+    node->peer.socklen = addr->socklen;
+    node->peer.name = &addr->name;
+    node->resolved = 1;
+
+    ngx_http_history_node_connect(node);
+}
+
+
+/*
+ * A Sentinel says the master moved: the connection to the old one is
+ * closed, and the next one goes where the Sentinel said
+ */
+
+static void
+ngx_http_history_link_moved(void *data)
+{
+    ngx_http_history_link_t  *link = data;
+
+    ngx_uint_t                 i;
+    ngx_http_history_node_t   *node, **nodes;
+
+    nodes = link->nodes.elts;
+
+    for (i = 0; i < link->nodes.nelts; i++) {
+        node = nodes[i];
+
+        if (node->peer.connection) {
+            ngx_http_history_node_close(node);
+
+        } else if (node->reconnect.timer_set) {
+            ngx_del_timer(&node->reconnect);
+            ngx_add_timer(&node->reconnect, 1);
+        }
+    }
+}
+
+
+static void
 ngx_http_history_node_connected(ngx_http_history_node_t *node)
 {
     ngx_connection_t  *c;
@@ -961,16 +1282,12 @@ ngx_http_history_node_connected(ngx_http_history_node_t *node)
 
     node->log.action = "talking to redis";
 
-    if (node->handshake_replies) {
-        node->state = NGX_HTTP_HISTORY_NODE_HANDSHAKE;
-        node->handshake_left = node->handshake_replies;
-        node->handshake.pos = node->handshake.start;
-        node->handshake.last = node->handshake.end;
+    ngx_http_history_scan_init(&node->scan, node->link->conf->max_reply);
 
-    } else {
-        node->state = NGX_HTTP_HISTORY_NODE_READY;
-        ngx_http_history_node_up(node);
-    }
+    node->state = NGX_HTTP_HISTORY_NODE_HANDSHAKE;
+    node->handshake_left = node->handshake_replies;
+    node->handshake.pos = node->handshake.start;
+    node->handshake.last = node->handshake.end;
 
     ngx_http_history_node_send(node);
 }
@@ -1029,6 +1346,8 @@ ngx_http_history_node_write_handler(ngx_event_t *wev)
     c = wev->data;
     node = c->data;
 
+    ngx_http_history_node_quiet(node);
+
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_ERR, &node->log, NGX_ETIMEDOUT,
                       "redis timed out");
@@ -1053,6 +1372,7 @@ ngx_http_history_node_write_handler(ngx_event_t *wev)
 static void
 ngx_http_history_node_flush_handler(ngx_event_t *ev)
 {
+    ngx_http_history_node_quiet(ev->data);
     ngx_http_history_node_send(ev->data);
 }
 
@@ -1135,7 +1455,6 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
                 ngx_queue_remove(&cmd->queue);
                 ngx_queue_insert_tail(&node->inflight, &cmd->queue);
                 node->npending--;
-
                 if (!cmd->query) {
                     link->stats->sent++;
                 }
@@ -1174,6 +1493,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
 static void
 ngx_http_history_node_read_handler(ngx_event_t *rev)
 {
+    size_t                    used, budget;
     ssize_t                   n;
     ngx_uint_t                progress;
     ngx_connection_t         *c;
@@ -1183,6 +1503,8 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
     c = rev->data;
     node = c->data;
     link = node->link;
+
+    ngx_http_history_node_quiet(node);
 
     if (c->close) {
         /* worker_shutdown_timeout has passed */
@@ -1202,9 +1524,18 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
     }
 
     progress = 0;
+    budget = NGX_HTTP_HISTORY_READ_BUDGET;
 
     while (rev->ready) {
-        n = c->recv(c, link->recv_buf, NGX_HTTP_HISTORY_RECV_SIZE);
+
+        if (budget == 0) {
+            /* the rest after the other events: no reply holds the worker */
+            ngx_post_event(rev, &ngx_posted_events);
+            break;
+        }
+
+        n = c->recv(c, link->recv_buf,
+                    ngx_min(budget, NGX_HTTP_HISTORY_RECV_SIZE));
 
         if (n == NGX_AGAIN) {
             break;
@@ -1222,8 +1553,16 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
             return;
         }
 
-        if (redisReaderFeed(node->reader, (const char *) link->recv_buf, n)
-            != REDIS_OK)
+        budget -= n;
+
+        /* what hiredis may read: up to a reply the limits refuse */
+
+        used = ngx_http_history_scan(&node->scan, link->recv_buf, n);
+
+        if (used
+            && redisReaderFeed(node->reader, (const char *) link->recv_buf,
+                               used)
+               != REDIS_OK)
         {
             ngx_log_error(NGX_LOG_ERR, &node->log, 0,
                           "redis reply buffer failed");
@@ -1232,6 +1571,11 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
         }
 
         if (ngx_http_history_node_process(node) != NGX_OK) {
+            return;
+        }
+
+        if (node->scan.error) {
+            ngx_http_history_node_refused(node);
             return;
         }
 
@@ -1255,15 +1599,26 @@ ngx_http_history_node_read_handler(ngx_event_t *rev)
 }
 
 
+/*
+ * A reply the scan refused: too large for the limit (known from its
+ * header), nested too deep, or not Redis's protocol.  Nothing of it is
+ * read further; what was in flight fails.
+ */
+
+static void
+ngx_http_history_node_refused(ngx_http_history_node_t *node)
+{
+    ngx_log_error(NGX_LOG_ERR, &node->log, 0, node->scan.error,
+                  node->scan.number, node->scan.max);
+
+    ngx_http_history_node_close(node);
+}
+
+
 static ngx_int_t
 ngx_http_history_node_process(ngx_http_history_node_t *node)
 {
-    void                     *r;
-    redisReply               *reply;
-    ngx_http_history_unit_t  *cmd;
-    ngx_http_history_link_t  *link;
-
-    link = node->link;
+    void  *r;
 
     for ( ;; ) {
 
@@ -1285,12 +1640,8 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
 
         /* the reply lives in node->replies until released */
 
-        reply = r;
-
         if (node->state == NGX_HTTP_HISTORY_NODE_HANDSHAKE) {
-            if (ngx_http_history_node_handshake_reply(node, reply)
-                != NGX_OK)
-            {
+            if (ngx_http_history_node_handshake_reply(node, r) != NGX_OK) {
                 ngx_http_history_node_close(node);
                 return NGX_ERROR;
             }
@@ -1299,59 +1650,588 @@ ngx_http_history_node_process(ngx_http_history_node_t *node)
             continue;
         }
 
-        if (ngx_queue_empty(&node->inflight)) {
-            ngx_log_error(NGX_LOG_ALERT, &node->log, 0,
-                          "redis sent a reply nothing waits for");
+        if (ngx_http_history_node_reply(node, r) != NGX_OK) {
             ngx_http_history_node_close(node);
             return NGX_ERROR;
         }
+    }
+}
 
-        cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
-                             ngx_http_history_unit_t, queue);
 
-        ngx_http_history_node_reply(node, cmd, reply);
+/*
+ * A reply is the next one of the oldest unit in flight, and must have the
+ * shape its command gives; if it has not, or nothing waits for it, the
+ * stream cannot be trusted any longer and the connection is dropped.
+ */
+
+static ngx_int_t
+ngx_http_history_node_reply(ngx_http_history_node_t *node,
+    redisReply *reply)
+{
+    ngx_uint_t                kind, readonly;
+    const char               *expected;
+    ngx_http_history_unit_t  *cmd;
+
+    if (ngx_queue_empty(&node->inflight)) {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis sent a reply nothing asked for");
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
+                         ngx_http_history_unit_t, queue);
+
+    if (cmd->asking && cmd->index == 0) {
+
+        /* ASKING, put in front of the unit for an ASK */
 
         cmd->index++;
+        cmd->replies--;
 
-        if (--cmd->replies == 0) {
-            if (cmd->redirect != NGX_HTTP_HISTORY_REPLY_ERROR
-                && (!cmd->executed || cmd->idempotent))
-            {
-                ngx_http_history_unit_redirect(node, cmd);
-
-            } else {
-                ngx_http_history_unit_done(link, cmd, reply);
-            }
+        if (reply->type != REDIS_REPLY_STATUS) {
+            ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                          "redis answered ASKING with a reply of the "
+                          "wrong shape, +OK expected");
+            return NGX_ERROR;
         }
 
+        ngx_http_history_reader_release(&node->replies);
+        return NGX_OK;
+    }
+
+    kind = cmd->shape.kind[cmd->shape.next];
+    readonly = 0;
+
+    if (ngx_http_history_shape_check(&cmd->shape, reply, &expected)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis answered %V with a reply of the wrong shape, "
+                      "%s expected", ngx_http_history_shape_name(kind),
+                      expected);
+        return NGX_ERROR;
+    }
+
+    if (kind == NGX_HTTP_HISTORY_KIND_TAG) {
+        /* the tag is back: the reply before it was this unit's own */
+        reply = node->held;
+        node->held = NULL;
+
+    } else {
+        if (cmd->query) {
+            /* the link's own: any reply goes to its handler */
+
+        } else if (node->link->cluster) {
+            ngx_http_history_node_redirect(node, cmd, reply);
+            cmd->index++;
+
+        } else if (ngx_http_history_reply_failed(reply)) {
+            cmd->error = 1;
+            ngx_http_history_node_log_reply(node, reply);
+
+            /* written to a replica: where is the master now? */
+            readonly = node->link->sentinel
+                       && reply->type == REDIS_REPLY_ERROR
+                       && reply->len >= 8
+                       && ngx_strncmp(reply->str, "READONLY", 8) == 0;
+        }
+
+        if (cmd->shape.next == cmd->shape.n - 1
+            && cmd->shape.kind[cmd->shape.next] == NGX_HTTP_HISTORY_KIND_TAG)
+        {
+            /* kept in the reply pool until the tag comes */
+            node->held = reply;
+            cmd->replies--;
+            return NGX_OK;
+        }
+    }
+
+    if (--cmd->replies == 0) {
+        if (cmd->redirect != NGX_HTTP_HISTORY_REPLY_ERROR
+            && (!cmd->executed || cmd->idempotent))
+        {
+            ngx_http_history_unit_redirect(node, cmd);
+
+        } else {
+            if (cmd->redirect != NGX_HTTP_HISTORY_REPLY_ERROR) {
+                /* partly done here: not twice */
+                cmd->error = 1;
+            }
+
+            ngx_http_history_unit_done(node->link, cmd, reply);
+        }
+
+        if (!node->up && !readonly) {
+            ngx_http_history_node_up(node);
+        }
+    }
+
+    ngx_http_history_reader_release(&node->replies);
+
+    /* written to a replica: the connection closes, the master is asked */
+
+    return readonly ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
+    redisReply *reply)
+{
+    ngx_uint_t                        kind;
+    ngx_http_history_command_kind_t  *hc;
+
+    kind = node->handshake_kind[node->handshake_replies
+                                - node->handshake_left];
+    hc = &ngx_http_history_command_kinds[kind];
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis refused %V: \"%*s\"",
+                      &hc->name, (size_t) reply->len, reply->str);
+        return NGX_ERROR;
+    }
+
+    if (kind == NGX_HTTP_HISTORY_KIND_ROLE) {
+        /* a Sentinel's answer may be stale: is it the master? */
+        return ngx_http_history_sentinel_role(node->link->sentinel, reply,
+                                              &node->log) == NGX_OK
+               ? ngx_http_history_node_handshake_next(node) : NGX_ERROR;
+    }
+
+    if (ngx_http_history_shape_match(hc->shape, reply) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis answered %V with a reply of the wrong shape, "
+                      "%s expected",
+                      &hc->name, ngx_http_history_shape_names[hc->shape]);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_history_node_handshake_next(node);
+}
+
+
+static ngx_int_t
+ngx_http_history_node_handshake_next(ngx_http_history_node_t *node)
+{
+    if (--node->handshake_left == 0) {
+        ngx_http_history_node_ready(node);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The handshake is answered: work is written from now on.  The link is
+ * counted as up at once if no work waits, else once the first unit is
+ * answered (a proxy may answer PING with its backend away).
+ */
+
+static void
+ngx_http_history_node_ready(ngx_http_history_node_t *node)
+{
+    node->state = NGX_HTTP_HISTORY_NODE_READY;
+
+    if (node->npending == 0) {
+        ngx_http_history_node_up(node);
+    }
+
+    if (!node->flush.posted) {
+        ngx_post_event(&node->flush, &ngx_posted_events);
+    }
+}
+
+
+/* an error reply, or an EXEC whose commands failed */
+
+static ngx_uint_t
+ngx_http_history_reply_failed(redisReply *reply)
+{
+    size_t  i;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        return 1;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_history_node_log_reply(ngx_http_history_node_t *node,
+    redisReply *reply)
+{
+    size_t  i;
+
+    if (ngx_time() - node->error_logged < NGX_HTTP_HISTORY_LOG_INTERVAL) {
+        return;
+    }
+
+    node->error_logged = ngx_time();
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+                reply = reply->element[i];
+                break;
+            }
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                  "redis replied with an error: \"%*s\"",
+                  (size_t) reply->len, reply->str);
+}
+
+
+/*
+ * Closes the connection: what was written and not answered has failed,
+ * what was not written waits for the next connection, or, if the worker
+ * is exiting, is dropped so that it cannot hold the worker.
+ */
+
+static void
+ngx_http_history_node_close(ngx_http_history_node_t *node)
+{
+    time_t                    now;
+    ngx_msec_t                delay;
+    ngx_queue_t              *q, *next;
+    ngx_http_history_unit_t  *cmd;
+    ngx_http_history_link_t  *link;
+
+    link = node->link;
+    now = ngx_time();
+
+    ngx_http_history_node_disconnect(node);
+
+    node->state = NGX_HTTP_HISTORY_NODE_DOWN;
+    node->up = 0;
+    node->resolved = 0;
+    node->stats->connected = 0;
+    ngx_http_history_link_state(link);
+    node->log.action = NULL;
+
+    if (node->down_since == 0) {
+        node->down_since = now;
+        node->down_logged = now;
+        node->down_dropped = 0;
+        node->down_failed = 0;
+
+        /*
+         * The failure that closed the connection was logged unless a
+         * failure was logged less than a minute ago: a link that keeps
+         * failing and recovering says so once a minute, not each time.
+         */
+
+        if (node->log.log_level != NGX_LOG_EMERG) {
+            node->down_reported = 1;
+            node->failure_logged = now;
+
+        } else {
+            node->down_reported = 0;
+            node->unreported++;
+        }
+
+    } else if (now - node->down_logged >= NGX_HTTP_HISTORY_LOG_INTERVAL) {
+        node->down_logged = now;
+        node->down_reported = 1;
+        node->log.log_level = node->log_level;
+
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis unavailable for %T s, %ui commands dropped, "
+                      "%ui failed", now - node->down_since,
+                      node->down_dropped, node->down_failed);
+    }
+
+    /* the first failure was logged; stay quiet until it is back */
+    node->log.log_level = NGX_LOG_EMERG;
+
+    if (!ngx_queue_empty(&node->pending)) {
+        cmd = ngx_queue_data(ngx_queue_head(&node->pending),
+                             ngx_http_history_unit_t, queue);
+
+        /* a unit cut short is sent again, whole */
+        cmd->buf.pos = cmd->buf.start;
+    }
+
+    /*
+     * Written, maybe executed, never answered: a unit that may run twice
+     * is sent again, once, ahead of what waits; any other has failed
+     */
+
+    while (!ngx_queue_empty(&node->inflight)) {
+        q = ngx_queue_last(&node->inflight);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+        if (cmd->idempotent && !cmd->resent && !cmd->query) {
+            ngx_queue_remove(q);
+            ngx_http_history_unit_reset(cmd, cmd->asking);
+            cmd->resent = 1;
+            ngx_queue_insert_head(&node->pending, q);
+            node->npending++;
+            link->stats->resent++;
+            continue;
+        }
+
+        if (!cmd->query) {
+            link->stats->failed++;
+            node->down_failed++;
+        }
+
+        ngx_http_history_unit_done(link, cmd, NULL);
+    }
+
+    /* the link's own queries fail at once, waiting or not */
+
+    for (q = ngx_queue_head(&node->pending);
+         q != ngx_queue_sentinel(&node->pending);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+        if (cmd->query) {
+            node->npending--;
+            ngx_http_history_unit_done(link, cmd, NULL);
+        }
+    }
+
+    if (link->cluster) {
+        /* the map may have changed: a failover, a node gone */
+        ngx_http_history_cluster_refresh(link->cluster);
+        ngx_http_history_link_reroute(link);
+    }
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        ngx_http_history_node_drop_all(node);
+        return;
+    }
+
+    if (link->cluster && node->nslots == 0 && node->npending == 0) {
+        /* no longer a master the map names, nothing to do: let it go */
+        node->backoff = 0;
+        return;
+    }
+
+    node->backoff = node->backoff ? ngx_min(node->backoff * 2,
+                                            NGX_HTTP_HISTORY_BACKOFF_MAX)
+                                  : NGX_HTTP_HISTORY_BACKOFF_MIN;
+
+    delay = node->backoff / 2 + ngx_random() % (node->backoff / 2 + 1);
+
+    node->reconnect.cancelable = (node->npending == 0);
+    ngx_add_timer(&node->reconnect, delay);
+}
+
+
+static void
+ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
+{
+    if (node->peer.connection) {
+        ngx_close_connection(node->peer.connection);
+        node->peer.connection = NULL;
+    }
+
+    node->held = NULL;
+
+    if (node->reader) {
+        redisReaderFree(node->reader);
+        node->reader = NULL;
         ngx_http_history_reader_release(&node->replies);
     }
 }
 
 
 /*
- * One reply of a unit's.  In a cluster an error may be a redirect: the
- * first one says where the unit goes next, and it goes there whole when
- * the last reply is in, if nothing of it took effect here (a transaction
- * answered with MOVED or ASK for its commands and EXECABORT for EXEC took
- * none) or it may be done twice.
+ * Redis has answered on this connection: the handshake, and the first
+ * unit if work was waiting.  Only now is the link up and the backoff
+ * reset.
  */
 
 static void
-ngx_http_history_node_reply(ngx_http_history_node_t *node,
-    ngx_http_history_unit_t *cmd, redisReply *reply)
+ngx_http_history_node_up(ngx_http_history_node_t *node)
 {
-    ngx_uint_t                    first;
-    ngx_http_history_node_t      *target;
-    ngx_http_history_redirect_e   rc;
+    node->up = 1;
+    node->backoff = 0;
+    node->stats->connected = 1;
+    ngx_http_history_link_state(node->link);
 
-    if (cmd->query) {
+    if (node->down_since) {
+
+        if (node->down_reported) {
+            node->log.log_level = node->log_level;
+
+            if (node->unreported) {
+                ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
+                              "redis connection restored after %T s, "
+                              "%ui commands dropped, %ui failed "
+                              "(and %ui shorter outages since the last "
+                              "notice)",
+                              ngx_time() - node->down_since,
+                              node->down_dropped, node->down_failed,
+                              node->unreported);
+
+            } else {
+                ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
+                              "redis connection restored after %T s, "
+                              "%ui commands dropped, %ui failed",
+                              ngx_time() - node->down_since,
+                              node->down_dropped, node->down_failed);
+            }
+
+            node->unreported = 0;
+        }
+
+        node->down_since = 0;
+    }
+
+    ngx_http_history_node_quiet(node);
+}
+
+
+/*
+ * Whether a failure now may be logged: the log level of the node's log
+ * is the configured one while the link is up and no failure was logged in
+ * the last minute, else only emergencies pass.  Set at the start of each
+ * of the node's event handlers, before anything there can fail.
+ */
+
+static void
+ngx_http_history_node_quiet(ngx_http_history_node_t *node)
+{
+    if (node->down_since == 0
+        && ngx_time() - node->failure_logged >= NGX_HTTP_HISTORY_LOG_INTERVAL)
+    {
+        node->log.log_level = node->log_level;
+
+    } else {
+        node->log.log_level = NGX_LOG_EMERG;
+    }
+}
+
+
+static void
+ngx_http_history_node_drop_all(ngx_http_history_node_t *node)
+{
+    ngx_uint_t  n;
+
+    n = node->npending;
+
+    while (!ngx_queue_empty(&node->pending)) {
+        ngx_http_history_node_drop(node,
+                     ngx_queue_data(ngx_queue_head(&node->pending),
+                                    ngx_http_history_unit_t, queue));
+    }
+
+    if (n) {
+        node->log.log_level = node->log_level;
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis unavailable while exiting, "
+                      "%ui commands dropped", n);
+    }
+}
+
+
+static void
+ngx_http_history_node_drop(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd)
+{
+    node->npending--;
+
+    if (!cmd->query) {
+        node->down_dropped++;
+        node->link->stats->dropped++;
+    }
+
+    ngx_http_history_unit_done(node->link, cmd, NULL);
+}
+
+
+static void
+ngx_http_history_node_log_drop(ngx_http_history_node_t *node)
+{
+    ngx_uint_t  level;
+
+    if (ngx_time() - node->drop_logged < NGX_HTTP_HISTORY_LOG_INTERVAL) {
         return;
     }
 
-    first = cmd->asking ? 1 : 0;
+    node->drop_logged = ngx_time();
 
-    if (node->link->cluster && reply->type == REDIS_REPLY_ERROR) {
+    level = node->log.log_level;
+    node->log.log_level = node->log_level;
+
+    ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                  "redis queue is full (%ui commands), dropping the oldest",
+                  node->link->conf->queue);
+
+    node->log.log_level = level;
+}
+
+
+static void
+ngx_http_history_unit_done(ngx_http_history_link_t *link,
+    ngx_http_history_unit_t *cmd, redisReply *reply)
+{
+    ngx_queue_remove(&cmd->queue);
+    link->queued--;
+    link->stats->depth = link->queued;
+
+    if (cmd->query) {
+        if (cmd->handler) {
+            cmd->handler(cmd->data, reply);
+        }
+
+        ngx_free(cmd);
+        return;
+    }
+
+    if (reply) {
+        if (cmd->error) {
+            link->stats->errors++;
+
+        } else {
+            link->stats->replied++;
+        }
+    }
+
+    if (cmd->handler) {
+        cmd->handler(cmd->data, cmd->error ? NULL : reply);
+    }
+
+    ngx_free(cmd);
+}
+
+
+/*
+ * In a cluster an error may be a redirect: the first one says where the
+ * unit goes next, and it goes there whole when its last reply is in, if
+ * nothing of it took effect here (a transaction answered with MOVED or ASK
+ * for its commands and EXECABORT for EXEC took none) or it may run twice.
+ * Returns whether the reply was a redirect, not an error of the unit's.
+ */
+
+static void
+ngx_http_history_node_redirect(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd, redisReply *reply)
+{
+    ngx_uint_t                    first, i;
+    ngx_http_history_node_t      *target;
+    ngx_http_history_redirect_e   rc;
+
+    first = cmd->asking ? 1 : 0;
+    i = cmd->index - first;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
 
         rc = ngx_http_history_cluster_redirect(node->link->cluster, node,
                                                reply, &target);
@@ -1391,20 +2271,18 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
         default: /* NGX_HTTP_HISTORY_REPLY_ERROR */
             break;
         }
-    }
 
-    if (ngx_http_history_reply_failed(reply)) {
         cmd->error = 1;
         ngx_http_history_node_log_reply(node, reply);
     }
 
-    /* ASKING's OK, MULTI's OK and QUEUED change nothing */
+    /* MULTI's OK and QUEUED change nothing */
 
-    if (cmd->index < first
-        || (cmd->transaction
-            && (cmd->index == first
-                || (reply->type == REDIS_REPLY_STATUS
-                    && cmd->index + 1 < first + cmd->ncommands))))
+    if (cmd->transaction
+        && (i == 0
+            || (reply->type == REDIS_REPLY_STATUS
+                && i + 1 < cmd->shape.n
+                && cmd->shape.kind[i] != NGX_HTTP_HISTORY_KIND_TAG)))
     {
         return;
     }
@@ -1584,7 +2462,7 @@ ngx_http_history_link_reroute(ngx_http_history_link_t *link)
 
 
 ngx_uint_t
-ngx_http_history_node_ready(ngx_http_history_node_t *node)
+ngx_http_history_node_connected_now(ngx_http_history_node_t *node)
 {
     return node->state == NGX_HTTP_HISTORY_NODE_READY;
 }
@@ -1665,344 +2543,12 @@ ngx_http_history_link_state(ngx_http_history_link_t *link)
 
         n++;
 
-        if (nodes[i]->state != NGX_HTTP_HISTORY_NODE_READY) {
+        if (!nodes[i]->up) {
             up = 0;
         }
     }
 
     link->stats->state = (up && n) ? 1 : 0;
-}
-
-
-static ngx_int_t
-ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
-    redisReply *reply)
-{
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                      "redis refused %s: \"%*s\"",
-                      node->handshake_left == 1 && node->link->conf->db
-                      ? "SELECT" : "AUTH",
-                      (size_t) reply->len, reply->str);
-        return NGX_ERROR;
-    }
-
-    if (--node->handshake_left == 0) {
-        node->state = NGX_HTTP_HISTORY_NODE_READY;
-        ngx_http_history_node_up(node);
-
-        if (!node->flush.posted) {
-            ngx_post_event(&node->flush, &ngx_posted_events);
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* an error reply, or an EXEC whose commands failed */
-
-static ngx_uint_t
-ngx_http_history_reply_failed(redisReply *reply)
-{
-    size_t  i;
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        return 1;
-    }
-
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements; i++) {
-            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-                return 1;
-            }
-        }
-    }
-
-    return 0;
-}
-
-
-static void
-ngx_http_history_node_log_reply(ngx_http_history_node_t *node,
-    redisReply *reply)
-{
-    size_t  i;
-
-    if (ngx_time() - node->error_logged < NGX_HTTP_HISTORY_LOG_INTERVAL) {
-        return;
-    }
-
-    node->error_logged = ngx_time();
-
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements; i++) {
-            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-                reply = reply->element[i];
-                break;
-            }
-        }
-    }
-
-    ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                  "redis replied with an error: \"%*s\"",
-                  (size_t) reply->len, reply->str);
-}
-
-
-/*
- * Closes the connection: what was written and not answered has failed,
- * what was not written waits for the next connection, or, if the worker
- * is exiting, is dropped so that it cannot hold the worker.
- */
-
-static void
-ngx_http_history_node_close(ngx_http_history_node_t *node)
-{
-    ngx_msec_t                delay;
-    ngx_queue_t              *q, *prev;
-    ngx_http_history_unit_t  *cmd;
-    ngx_http_history_link_t  *link;
-
-    link = node->link;
-
-    ngx_http_history_node_disconnect(node);
-
-    node->state = NGX_HTTP_HISTORY_NODE_DOWN;
-    node->stats->connected = 0;
-    ngx_http_history_link_state(link);
-    node->log.action = NULL;
-
-    if (!ngx_queue_empty(&node->pending)) {
-        cmd = ngx_queue_data(ngx_queue_head(&node->pending),
-                             ngx_http_history_unit_t, queue);
-
-        /* a unit cut short is sent again, whole */
-        cmd->buf.pos = cmd->buf.start;
-    }
-
-    /*
-     * What was in flight may or may not have been done: an idempotent
-     * unit is sent again, ahead of what waits, the others have failed.
-     * The link's own queries fail at once, waiting or not.
-     */
-
-    for (q = ngx_queue_last(&node->inflight);
-         q != ngx_queue_sentinel(&node->inflight);
-         q = prev)
-    {
-        prev = ngx_queue_prev(q);
-        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
-
-        if (cmd->query
-            || !cmd->idempotent
-            || cmd->resends++ == NGX_HTTP_HISTORY_RESENDS_MAX
-            || ngx_exiting || ngx_terminate || ngx_quit)
-        {
-            if (!cmd->query) {
-                link->stats->failed++;
-            }
-
-            ngx_http_history_unit_done(link, cmd, NULL);
-            continue;
-        }
-
-        link->stats->resent++;
-
-        ngx_queue_remove(q);
-        ngx_http_history_unit_reset(cmd, cmd->asking);
-        ngx_queue_insert_head(&node->pending, q);
-        node->npending++;
-    }
-
-    for (q = ngx_queue_head(&node->pending);
-         q != ngx_queue_sentinel(&node->pending);
-         q = prev)
-    {
-        prev = ngx_queue_next(q);
-        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
-
-        if (cmd->query) {
-            node->npending--;
-            ngx_http_history_unit_done(link, cmd, NULL);
-        }
-    }
-
-    if (link->cluster) {
-        /* the map may have changed: a failover, a node gone */
-        ngx_http_history_cluster_refresh(link->cluster);
-        ngx_http_history_link_reroute(link);
-    }
-
-    if (node->down_since == 0) {
-        node->down_since = ngx_time();
-        node->down_logged = ngx_time();
-        node->down_dropped = 0;
-
-        /* the first failure was logged; stay quiet until it is back */
-        node->log.log_level = NGX_LOG_EMERG;
-
-    } else if (ngx_time() - node->down_logged
-               >= NGX_HTTP_HISTORY_LOG_INTERVAL)
-    {
-        node->down_logged = ngx_time();
-        node->log.log_level = node->log_level;
-
-        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                      "redis unavailable for %T s, %ui commands dropped",
-                      ngx_time() - node->down_since, node->down_dropped);
-
-        node->log.log_level = NGX_LOG_EMERG;
-    }
-
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
-        ngx_http_history_node_drop_all(node);
-        return;
-    }
-
-    if (link->cluster && node->nslots == 0 && node->npending == 0) {
-        /* no longer a master the map names, nothing to do: let it go */
-        node->backoff = 0;
-        return;
-    }
-
-    node->backoff = node->backoff ? ngx_min(node->backoff * 2,
-                                            NGX_HTTP_HISTORY_BACKOFF_MAX)
-                                  : NGX_HTTP_HISTORY_BACKOFF_MIN;
-
-    delay = node->backoff / 2 + ngx_random() % (node->backoff / 2 + 1);
-
-    node->reconnect.cancelable = (node->npending == 0);
-    ngx_add_timer(&node->reconnect, delay);
-}
-
-
-static void
-ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
-{
-    if (node->peer.connection) {
-        ngx_close_connection(node->peer.connection);
-        node->peer.connection = NULL;
-    }
-
-    if (node->reader) {
-        redisReaderFree(node->reader);
-        node->reader = NULL;
-        ngx_http_history_reader_release(&node->replies);
-    }
-}
-
-
-static void
-ngx_http_history_node_up(ngx_http_history_node_t *node)
-{
-    node->backoff = 0;
-    node->stats->connected = 1;
-    ngx_http_history_link_state(node->link);
-
-    if (node->down_since) {
-        node->log.log_level = node->log_level;
-
-        ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
-                      "redis connection restored after %T s, "
-                      "%ui commands dropped",
-                      ngx_time() - node->down_since, node->down_dropped);
-
-        node->down_since = 0;
-    }
-}
-
-
-static void
-ngx_http_history_node_drop_all(ngx_http_history_node_t *node)
-{
-    ngx_uint_t  n;
-
-    n = node->npending;
-
-    while (!ngx_queue_empty(&node->pending)) {
-        ngx_http_history_node_drop(node,
-                     ngx_queue_data(ngx_queue_head(&node->pending),
-                                    ngx_http_history_unit_t, queue));
-    }
-
-    if (n) {
-        node->log.log_level = node->log_level;
-        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                      "redis unavailable while exiting, "
-                      "%ui commands dropped", n);
-    }
-}
-
-
-static void
-ngx_http_history_node_drop(ngx_http_history_node_t *node,
-    ngx_http_history_unit_t *cmd)
-{
-    node->npending--;
-
-    if (!cmd->query) {
-        node->down_dropped++;
-        node->link->stats->dropped++;
-    }
-
-    ngx_http_history_unit_done(node->link, cmd, NULL);
-}
-
-
-static void
-ngx_http_history_node_log_drop(ngx_http_history_node_t *node)
-{
-    ngx_uint_t  level;
-
-    if (ngx_time() - node->drop_logged < NGX_HTTP_HISTORY_LOG_INTERVAL) {
-        return;
-    }
-
-    node->drop_logged = ngx_time();
-
-    level = node->log.log_level;
-    node->log.log_level = node->log_level;
-
-    ngx_log_error(NGX_LOG_ERR, &node->log, 0,
-                  "redis queue is full (%ui commands), dropping the oldest",
-                  node->link->conf->queue);
-
-    node->log.log_level = level;
-}
-
-
-static void
-ngx_http_history_unit_done(ngx_http_history_link_t *link,
-    ngx_http_history_unit_t *cmd, redisReply *reply)
-{
-    ngx_queue_remove(&cmd->queue);
-    link->queued--;
-    link->stats->depth = link->queued;
-
-    if (cmd->query) {
-        if (cmd->handler) {
-            cmd->handler(cmd->data, reply);
-        }
-
-        ngx_free(cmd);
-        return;
-    }
-
-    if (reply) {
-        if (cmd->error) {
-            link->stats->errors++;
-
-        } else {
-            link->stats->replied++;
-        }
-    }
-
-    if (cmd->handler) {
-        cmd->handler(cmd->data, cmd->error ? NULL : reply);
-    }
-
-    ngx_free(cmd);
 }
 
 
@@ -2050,19 +2596,49 @@ ngx_http_history_reader_create(ngx_http_history_replies_t *rp)
 }
 
 
+/*
+ * After a large reply, the pool is made anew: a reset keeps every block
+ * the pool grew, and the memory of one large reply would stay with the
+ * worker.
+ */
+
 void
 ngx_http_history_reader_release(ngx_http_history_replies_t *rp)
 {
+    ngx_pool_t  *pool;
+
+    if (rp->size > NGX_HTTP_HISTORY_REPLIES_KEEP) {
+        pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, rp->log);
+
+        if (pool) {
+            ngx_destroy_pool(rp->pool);
+            rp->pool = pool;
+            rp->size = 0;
+            return;
+        }
+    }
+
     ngx_reset_pool(rp->pool);
+    rp->size = 0;
+}
+
+
+static void *
+ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp, size_t size,
+    ngx_uint_t zero)
+{
+    rp->size += size;
+
+    return zero ? ngx_pcalloc(rp->pool, size) : ngx_pnalloc(rp->pool, size);
 }
 
 
 static void
 ngx_http_history_replies_cleanup(void *data)
 {
-    ngx_pool_t  *pool = data;
+    ngx_http_history_replies_t  *rp = data;
 
-    ngx_destroy_pool(pool);
+    ngx_destroy_pool(rp->pool);
 }
 
 
@@ -2074,7 +2650,7 @@ ngx_http_history_reply_alloc(const redisReadTask *task, int type)
 
     rp = task->privdata;
 
-    reply = ngx_pcalloc(rp->pool, sizeof(redisReply));
+    reply = ngx_http_history_replies_alloc(rp, sizeof(redisReply), 1);
     if (reply == NULL) {
         return NULL;
     }
@@ -2100,7 +2676,7 @@ ngx_http_history_reply_string(const redisReadTask *task, char *str,
 
     rp = task->privdata;
 
-    p = ngx_pnalloc(rp->pool, len + 1);
+    p = ngx_http_history_replies_alloc(rp, len + 1, 0);
     if (p == NULL) {
         return NULL;
     }
@@ -2147,7 +2723,8 @@ ngx_http_history_reply_array(const redisReadTask *task,
     element = NULL;
 
     if (elements) {
-        element = ngx_pcalloc(rp->pool, elements * sizeof(redisReply *));
+        element = ngx_http_history_replies_alloc(rp,
+                                       elements * sizeof(redisReply *), 1);
         if (element == NULL) {
             return NULL;
         }
@@ -2320,9 +2897,10 @@ ngx_http_history_batch_key(ngx_http_history_batch_t *b, ngx_str_t *key)
 
 
 /*
- * The unit may be done twice without harm (the history transaction, a
- * SET, a ZADD): sent again after a lost connection, and after a redirect
- * even if part of it took effect.  INCR is not.
+ * The unit may be done twice without harm as a whole, whatever its
+ * commands (the history transaction: LREM before LPUSH, then LTRIM): sent
+ * again after a lost connection, and after a redirect even if part of it
+ * took effect.  INCR is not.
  */
 
 void
@@ -2452,4 +3030,484 @@ ngx_http_history_format_number(u_char *p, size_t n)
     } while (n);
 
     return ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
+}
+
+
+/*
+ * The scan of what Redis sends, byte by byte, before hiredis's reader is
+ * fed with it: RESP2's framing only ("+", "-" and ":" lines, "$<length>"
+ * and its bytes, "*<count>" and its elements), at least as strict as
+ * hiredis's, so that both see the same replies.  What each reply takes is
+ * added up from its headers: a string counts its length, each reply
+ * object NGX_HTTP_HISTORY_OBJECT_SIZE.  A header that would take the
+ * reply past the limit stops the scan there, before the body is read.
+ * Returns how many bytes can be given to hiredis; s->error says why the
+ * rest cannot.  fuzz/protocol.c checks it against hiredis's reader.
+ */
+
+void
+ngx_http_history_scan_init(ngx_http_history_scan_t *s, size_t max)
+{
+    ngx_memzero(s, sizeof(ngx_http_history_scan_t));
+
+    s->max = max ? ngx_max(max, NGX_HTTP_HISTORY_OBJECT_SIZE)
+                 : NGX_HTTP_HISTORY_REPLY_MAX;
+    s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+}
+
+
+size_t
+ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p, size_t len)
+{
+    u_char  *start, *end, ch;
+    size_t   n;
+
+    if (s->error) {
+        return 0;
+    }
+
+    start = p;
+    end = p + len;
+
+    while (p < end) {
+
+        switch (s->state) {
+
+        case NGX_HTTP_HISTORY_SCAN_BULK:
+            n = ngx_min(s->skip, (size_t) (end - p));
+            p += n;
+            s->skip -= n;
+
+            if (s->skip == 0) {
+                ngx_http_history_scan_done(s);
+            }
+
+            continue;
+
+        case NGX_HTTP_HISTORY_SCAN_TYPE:
+            ch = *p;
+
+            if (s->depth == 0) {
+                s->size = NGX_HTTP_HISTORY_OBJECT_SIZE;
+            }
+
+            s->type = ch;
+            s->line = 0;
+            s->number = 0;
+            s->prev = '\0';
+
+            switch (ch) {
+            case '+':
+            case '-':
+                s->state = NGX_HTTP_HISTORY_SCAN_LINE;
+                break;
+
+            case ':':
+                s->state = NGX_HTTP_HISTORY_SCAN_INTEGER;
+                break;
+
+            case '$':
+            case '*':
+                s->state = NGX_HTTP_HISTORY_SCAN_LENGTH;
+                break;
+
+            default:
+                s->error = "redis sent an invalid reply: no type byte";
+                return p - start;
+            }
+
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_LINE:
+        case NGX_HTTP_HISTORY_SCAN_INTEGER:
+            ch = *p;
+
+            if (ch == LF && s->prev == CR) {
+                if (s->state == NGX_HTTP_HISTORY_SCAN_LINE) {
+                    s->size += s->line - 1;
+                }
+
+                ngx_http_history_scan_done(s);
+                break;
+            }
+
+            s->prev = ch;
+            s->line++;
+
+            if (s->state == NGX_HTTP_HISTORY_SCAN_INTEGER) {
+                if (s->line > NGX_HTTP_HISTORY_INTEGER_LEN + 1) {
+                    s->number = NGX_HTTP_HISTORY_INTEGER_LEN;
+                    s->error = "redis sent an invalid reply: "
+                               "an integer longer than %uz bytes";
+                    return p - start;
+                }
+
+            } else if (s->line - 1 > s->max - s->size) {
+                s->number = s->line - 1;
+                s->too_large = 1;
+                s->error = "redis sent a line of more than %uz bytes, "
+                           "more than the %uz a reply may take";
+                return p - start;
+            }
+
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_LENGTH:
+            ch = *p;
+
+            if (ch == '-') {
+                s->state = NGX_HTTP_HISTORY_SCAN_NIL;
+                break;
+            }
+
+            if (ch < '0' || ch > '9') {
+                goto invalid;
+            }
+
+            s->number = ch - '0';
+            s->line = 1;
+            s->state = NGX_HTTP_HISTORY_SCAN_DIGITS;
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_DIGITS:
+            ch = *p;
+
+            if (ch == CR) {
+                s->state = NGX_HTTP_HISTORY_SCAN_LF;
+                break;
+            }
+
+            /* 18 digits cannot overflow */
+
+            if (ch < '0' || ch > '9' || ++s->line > 18) {
+                goto invalid;
+            }
+
+            s->number = s->number * 10 + (ch - '0');
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_NIL:
+            if (*p != '1') {
+                goto invalid;
+            }
+
+            s->type = '_';
+            s->state = NGX_HTTP_HISTORY_SCAN_CR;
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_CR:
+            if (*p != CR) {
+                goto invalid;
+            }
+
+            s->state = NGX_HTTP_HISTORY_SCAN_LF;
+            break;
+
+        case NGX_HTTP_HISTORY_SCAN_LF:
+            if (*p != LF) {
+                goto invalid;
+            }
+
+            if (s->type == '_') {
+                ngx_http_history_scan_done(s);
+                break;
+            }
+
+            if (s->type == '$') {
+                if (s->number > s->max - s->size) {
+                    s->too_large = 1;
+                    s->error = "redis sent a string of %uz bytes, "
+                               "more than the %uz a reply may take";
+                    return p - start;
+                }
+
+                s->size += s->number;
+                s->skip = s->number + 2;
+                s->state = NGX_HTTP_HISTORY_SCAN_BULK;
+                break;
+            }
+
+            /* an array */
+
+            if (s->depth == NGX_HTTP_HISTORY_DEPTH_MAX) {
+                s->number = NGX_HTTP_HISTORY_DEPTH_MAX;
+                s->too_large = 1;
+                s->error = "redis sent arrays nested deeper than %uz";
+                return p - start;
+            }
+
+            if (s->number == 0) {
+                ngx_http_history_scan_done(s);
+                break;
+            }
+
+            if (s->number > NGX_HTTP_HISTORY_ELEMENTS_MAX
+                || s->number > (s->max - s->size)
+                               / NGX_HTTP_HISTORY_OBJECT_SIZE)
+            {
+                s->too_large = 1;
+                s->error = "redis sent an array of %uz elements, "
+                           "more than the %uz bytes a reply may take";
+                return p - start;
+            }
+
+            s->size += s->number * NGX_HTTP_HISTORY_OBJECT_SIZE;
+            s->left[++s->depth] = s->number;
+            s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+            break;
+        }
+
+        p++;
+    }
+
+    return p - start;
+
+invalid:
+
+    s->error = "redis sent an invalid reply: a bad length";
+
+    return p - start;
+}
+
+
+/* an element or a reply is complete */
+
+static void
+ngx_http_history_scan_done(ngx_http_history_scan_t *s)
+{
+    while (s->depth) {
+        if (--s->left[s->depth]) {
+            s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+            return;
+        }
+
+        s->depth--;
+    }
+
+    s->replies++;
+    s->size = 0;
+    s->state = NGX_HTTP_HISTORY_SCAN_TYPE;
+}
+
+
+/* the entry of ngx_http_history_command_kinds[] for a command */
+
+ngx_uint_t
+ngx_http_history_shape_kind(ngx_http_history_command_t *cmd)
+{
+    size_t       len;
+    ngx_uint_t   i;
+    const char  *name;
+
+    if (cmd->argc == 0) {
+        return NGX_HTTP_HISTORY_KIND_ANY;
+    }
+
+    name = cmd->argv[0];
+    len = cmd->argvlen[0];
+
+    for (i = NGX_HTTP_HISTORY_KIND_NAMED;
+         i < sizeof(ngx_http_history_command_kinds)
+             / sizeof(ngx_http_history_command_kind_t);
+         i++)
+    {
+        if (len == ngx_http_history_command_kinds[i].name.len
+            && ngx_strncasecmp((u_char *) name,
+                               ngx_http_history_command_kinds[i].name.data, len)
+               == 0)
+        {
+            if (i == NGX_HTTP_HISTORY_KIND_PING && cmd->argc > 1) {
+                return NGX_HTTP_HISTORY_KIND_PING_ARG;
+            }
+
+            return i;
+        }
+    }
+
+    return NGX_HTTP_HISTORY_KIND_ANY;
+}
+
+
+ngx_str_t *
+ngx_http_history_shape_name(ngx_uint_t kind)
+{
+    return &ngx_http_history_command_kinds[kind].name;
+}
+
+
+/*
+ * The next reply of a unit against the shape its command must give:
+ * an error for any command (inside MULTI, where a refused command makes
+ * EXEC fail, too); +QUEUED for each command between MULTI and EXEC; for
+ * EXEC, nil, or an array of one reply per command queued, each of that
+ * command's shape; else the command's own shape.
+ */
+
+ngx_int_t
+ngx_http_history_shape_check(ngx_http_history_shape_t *s, redisReply *reply,
+    const char **expected)
+{
+    size_t      k;
+    ngx_uint_t  i, first, shape;
+
+    if (s->next >= s->n) {
+        *expected = "no reply";
+        return NGX_ERROR;
+    }
+
+    i = s->next++;
+    shape = ngx_http_history_command_kinds[s->kind[i]].shape;
+    *expected = ngx_http_history_shape_names[shape];
+
+    if (shape == NGX_HTTP_HISTORY_SHAPE_TAG) {
+        if (reply->type == REDIS_REPLY_STRING
+            && (size_t) reply->len == s->tag.len
+            && ngx_memcmp(reply->str, s->tag.data, s->tag.len) == 0)
+        {
+            return NGX_OK;
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+
+        if (shape == NGX_HTTP_HISTORY_SHAPE_MULTI) {
+            /* what follows runs at once, EXEC is refused */
+            s->multi = i + 1;
+            s->aborted = 1;
+
+        } else if (shape == NGX_HTTP_HISTORY_SHAPE_EXEC) {
+            s->multi = 0;
+            s->aborted = 0;
+        }
+
+        return NGX_OK;
+    }
+
+    if (shape == NGX_HTTP_HISTORY_SHAPE_MULTI) {
+        if (s->multi) {
+            /* Redis refuses a MULTI inside MULTI */
+            *expected = "an error";
+            return NGX_ERROR;
+        }
+
+        s->multi = i + 1;
+        return ngx_http_history_shape_match(shape, reply);
+    }
+
+    if (shape == NGX_HTTP_HISTORY_SHAPE_EXEC) {
+        if (s->multi == 0 || s->aborted) {
+            *expected = "an error";
+            return NGX_ERROR;
+        }
+
+        first = s->multi;
+        s->multi = 0;
+
+        if (reply->type == REDIS_REPLY_NIL) {
+            return NGX_OK;
+        }
+
+        if (reply->type != REDIS_REPLY_ARRAY
+            || (size_t) reply->elements != i - first)
+        {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < reply->elements; k++) {
+            if (reply->element[k]->type == REDIS_REPLY_ERROR) {
+                continue;
+            }
+
+            if (ngx_http_history_shape_match(
+                    ngx_http_history_command_kinds[s->kind[first + k]].shape,
+                    reply->element[k])
+                != NGX_OK)
+            {
+                *expected = ngx_http_history_shape_names[
+                    ngx_http_history_command_kinds[s->kind[first + k]].shape];
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    if (s->multi && !s->aborted) {
+        *expected = "+QUEUED";
+
+        return (reply->type == REDIS_REPLY_STATUS
+                && reply->len == 6
+                && ngx_strncmp(reply->str, "QUEUED", 6) == 0)
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    return ngx_http_history_shape_match(shape, reply);
+}
+
+
+static ngx_int_t
+ngx_http_history_shape_match(ngx_uint_t shape, redisReply *reply)
+{
+    size_t  k;
+
+    switch (shape) {
+
+    case NGX_HTTP_HISTORY_SHAPE_ANY:
+        return NGX_OK;
+
+    case NGX_HTTP_HISTORY_SHAPE_OK_NIL:
+        if (reply->type == REDIS_REPLY_NIL) {
+            return NGX_OK;
+        }
+
+        /* fall through */
+
+    case NGX_HTTP_HISTORY_SHAPE_OK:
+    case NGX_HTTP_HISTORY_SHAPE_MULTI:
+        return (reply->type == REDIS_REPLY_STATUS && reply->len == 2
+                && ngx_strncmp(reply->str, "OK", 2) == 0)
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_PONG:
+        return (reply->type == REDIS_REPLY_STATUS && reply->len == 4
+                && ngx_strncmp(reply->str, "PONG", 4) == 0)
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_STATUS:
+        return reply->type == REDIS_REPLY_STATUS ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_INTEGER:
+        return reply->type == REDIS_REPLY_INTEGER ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_STRING:
+        return reply->type == REDIS_REPLY_STRING ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_HISTORY_SHAPE_STRINGS:
+    case NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL:
+        if (reply->type != REDIS_REPLY_ARRAY) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < reply->elements; k++) {
+            if (reply->element[k]->type == REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            if (reply->element[k]->type == REDIS_REPLY_NIL
+                && shape == NGX_HTTP_HISTORY_SHAPE_STRINGS_NIL)
+            {
+                continue;
+            }
+
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+
+    default:
+        /* EXEC and a tag inside EXEC's array: never */
+        return NGX_ERROR;
+    }
 }

@@ -42,6 +42,20 @@
 #define NGX_HTTP_HISTORY_ELEMENTS_MAX  65536
 
 
+/*
+ * The most a reply may take by default: its strings, and
+ * NGX_HTTP_HISTORY_OBJECT_SIZE for each reply object in it.  The largest
+ * reply the module asks for, a list of history_length 1000 ids of 256
+ * bytes, takes about 320 KB.  A reply that announces more is refused at
+ * its header, before its body is read.
+ */
+#define NGX_HTTP_HISTORY_REPLY_MAX     (2 * 1024 * 1024)
+#define NGX_HTTP_HISTORY_OBJECT_SIZE   64
+
+/* how deep replies may nest: EXEC's array of arrays needs 2 */
+#define NGX_HTTP_HISTORY_DEPTH_MAX     4
+
+
 #if (HIREDIS_MAJOR >= 1)
 typedef size_t  ngx_http_history_elements_t;
 #else
@@ -67,12 +81,16 @@ typedef struct {
     ngx_addr_t                    *addr;       /* the first of seeds */
     ngx_array_t                    seeds;      /* of ngx_addr_t */
     ngx_flag_t                     cluster;
+    ngx_array_t                   *sentinels;  /* of ngx_addr_t */
+    ngx_str_t                      sentinel_name;
+    ngx_str_t                      sentinel_password;
     ngx_str_t                      username;
     ngx_str_t                      password;
     ngx_uint_t                     db;
     ngx_msec_t                     connect_timeout;
     ngx_msec_t                     timeout;
     ngx_uint_t                     queue;
+    size_t                         max_reply;  /* 0: the default */
 } ngx_http_history_redis_conf_t;
 
 
@@ -150,8 +168,23 @@ typedef struct {
     ngx_atomic_t                   resent;     /* idempotent, after a loss */
     ngx_atomic_t                   redirected; /* units sent elsewhere */
 
+    /*
+     * Sentinel only, shown apart from the counters above: the master in
+     * use, as text, 1 + the index of the Sentinel that named it, and the
+     * moves of the master followed
+     */
+    u_char                         master[NGX_SOCKADDR_STRLEN];
+    ngx_atomic_t                   sentinel;
+    ngx_atomic_t                   failovers;
+
+    /* a cluster only: the nodes of the worker's map */
     ngx_http_history_node_stats_t  nodes[NGX_HTTP_HISTORY_STATS_NODES];
 } ngx_http_history_link_stats_t;
+
+
+/* the fields of ngx_http_history_link_stats_t that are figures */
+#define NGX_HTTP_HISTORY_LINK_FIGURES                                         \
+    (offsetof(ngx_http_history_link_stats_t, master) / sizeof(ngx_atomic_t))
 
 
 /*
@@ -162,8 +195,52 @@ typedef struct {
 typedef struct {
     ngx_pool_t                    *pool;
     ngx_log_t                     *log;
+    size_t                         size;       /* allocated since released */
     unsigned                       logged:1;   /* the reader's error too */
 } ngx_http_history_replies_t;
+
+
+/*
+ * The bytes from Redis as they come, before hiredis's reader sees them:
+ * where each reply ends, and what it will take, known from its headers
+ * ("$<length>", "*<count>"), so that a reply too large for the limit is
+ * refused before its body is read.
+ */
+
+typedef struct {
+    size_t                         max;
+    size_t                         size;       /* the reply being read */
+    size_t                         skip;       /* of a string, with CRLF */
+    size_t                         line;       /* bytes of a line so far */
+    size_t                         number;
+    ngx_uint_t                     left[NGX_HTTP_HISTORY_DEPTH_MAX + 1];
+    ngx_uint_t                     depth;
+    ngx_uint_t                     state;
+    ngx_uint_t                     replies;    /* complete replies */
+    u_char                         type;
+    u_char                         prev;
+    const char                    *error;      /* why refused, or NULL */
+    unsigned                       too_large:1;
+} ngx_http_history_scan_t;
+
+
+/*
+ * What the replies to a unit must look like: one entry of the link's
+ * command table per command (its name and the shape of its reply), and
+ * where a MULTI began.  The entry NGX_HTTP_HISTORY_KIND_TAG is the link's
+ * own PING <tag>, which must come back as it was sent.
+ */
+
+#define NGX_HTTP_HISTORY_KIND_TAG      1
+
+typedef struct {
+    u_char                        *kind;
+    ngx_uint_t                     n;
+    ngx_uint_t                     next;       /* replies checked */
+    ngx_uint_t                     multi;      /* MULTI's index + 1 */
+    ngx_str_t                      tag;        /* PING <tag>, if any */
+    unsigned                       aborted:1;  /* MULTI was refused */
+} ngx_http_history_shape_t;
 
 
 ngx_http_history_link_t *ngx_http_history_link_create(ngx_cycle_t *cycle,
@@ -195,6 +272,15 @@ void ngx_http_history_reader_release(ngx_http_history_replies_t *rp);
 size_t ngx_http_history_format_size(ngx_http_history_command_t *command);
 u_char *ngx_http_history_format(u_char *p,
     ngx_http_history_command_t *command);
+
+void ngx_http_history_scan_init(ngx_http_history_scan_t *s, size_t max);
+size_t ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p,
+    size_t len);
+
+ngx_uint_t ngx_http_history_shape_kind(ngx_http_history_command_t *cmd);
+ngx_int_t ngx_http_history_shape_check(ngx_http_history_shape_t *s,
+    redisReply *reply, const char **expected);
+ngx_str_t *ngx_http_history_shape_name(ngx_uint_t kind);
 
 
 #endif /* _NGX_HTTP_HISTORY_REDIS_H_INCLUDED_ */

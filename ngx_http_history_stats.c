@@ -39,10 +39,14 @@ static void ngx_http_history_stats_retire(ngx_http_history_stats_shm_t *shm,
 static ngx_uint_t ngx_http_history_stats_running(
     ngx_http_history_stats_shm_t *shm, ngx_http_history_stats_slot_t **run);
 static u_char *ngx_http_history_stats_prometheus(u_char *p,
-    ngx_http_history_stats_slot_t **run, ngx_uint_t n);
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n);
 static u_char *ngx_http_history_stats_json(u_char *p,
-    ngx_http_history_stats_slot_t **run, ngx_uint_t n,
-    ngx_atomic_uint_t *total);
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n, ngx_atomic_uint_t *total);
+static u_char *ngx_http_history_stats_sentinel(u_char *p,
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t *slot,
+    ngx_uint_t prometheus);
 static u_char *ngx_http_history_stats_nodes(u_char *p,
     ngx_http_history_link_stats_t *link);
 static u_char *ngx_http_history_stats_node_metrics(u_char *p,
@@ -372,6 +376,7 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     len = (n + 1) * NGX_HTTP_HISTORY_STATS_FIELDS
           * (prometheus ? 128 : 32 + NGX_ATOMIC_T_LEN)
           + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64)
+          + n * (256 + 2 * NGX_SOCKADDR_STRLEN)
           + n * NGX_HTTP_HISTORY_STATS_NODES
             * (prometheus ? 4 * (128 + NGX_SOCKADDR_STRLEN)
                           : 128 + NGX_SOCKADDR_STRLEN + 4 * NGX_ATOMIC_T_LEN)
@@ -383,11 +388,11 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     }
 
     if (prometheus) {
-        p = ngx_http_history_stats_prometheus(body.data, run, n);
+        p = ngx_http_history_stats_prometheus(body.data, hmcf, run, n);
         ngx_str_set(&type, "text/plain; version=0.0.4");
 
     } else {
-        p = ngx_http_history_stats_json(body.data, run, n, total);
+        p = ngx_http_history_stats_json(body.data, hmcf, run, n, total);
         ngx_str_set(&type, "application/json");
     }
 
@@ -401,7 +406,8 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_history_stats_prometheus(u_char *p,
-    ngx_http_history_stats_slot_t **run, ngx_uint_t n)
+    ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t **run,
+    ngx_uint_t n)
 {
     ngx_uint_t                      i, j;
     ngx_atomic_t                   *v;
@@ -423,6 +429,10 @@ ngx_http_history_stats_prometheus(u_char *p,
         }
     }
 
+    for (i = 0; i < n; i++) {
+        p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 1);
+    }
+
     return ngx_http_history_stats_node_metrics(p, run, n);
 }
 
@@ -430,8 +440,9 @@ ngx_http_history_stats_prometheus(u_char *p,
 /* {"workers":[{"worker":N,"pid":P,...},...],"total":{...}} */
 
 static u_char *
-ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
-    ngx_uint_t n, ngx_atomic_uint_t *total)
+ngx_http_history_stats_json(u_char *p, ngx_http_history_main_conf_t *hmcf,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n,
+    ngx_atomic_uint_t *total)
 {
     ngx_uint_t     i, j;
     ngx_atomic_t  *v;
@@ -448,6 +459,7 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
                             ngx_http_history_stats_names[j].json, v[j]);
         }
 
+        p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 0);
         p = ngx_http_history_stats_nodes(p, &run[i]->link);
 
         *p++ = '}';
@@ -461,6 +473,75 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_stats_slot_t **run,
     }
 
     return ngx_cpymem(p, "}}\n", 3);
+}
+
+
+/*
+ * With Sentinel, where a worker's link is: the master it uses, the
+ * Sentinel that named it and the moves followed (JSON members, or
+ * Prometheus samples).  The master's text is written by that worker while
+ * this one reads it: only the characters an address has are shown.
+ */
+
+static u_char *
+ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
+    ngx_http_history_stats_slot_t *slot, ngx_uint_t prometheus)
+{
+    u_char                         master[NGX_SOCKADDR_STRLEN], c;
+    ngx_str_t                     *sentinel;
+    ngx_uint_t                     i, k, n;
+    ngx_addr_t                    *addrs;
+    ngx_http_history_link_stats_t *st;
+
+    if (hmcf->redis.sentinel_name.len == 0) {
+        return p;
+    }
+
+    st = &slot->link;
+
+    for (i = 0, n = 0; i < NGX_SOCKADDR_STRLEN && st->master[i]; i++) {
+        c = st->master[i];
+
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+            || (c >= 'A' && c <= 'F') || c == '.' || c == ':' || c == '['
+            || c == ']')
+        {
+            master[n++] = c;
+        }
+    }
+
+    addrs = hmcf->redis.sentinels->elts;
+    k = st->sentinel;
+    sentinel = (k > 0 && k <= hmcf->redis.sentinels->nelts)
+               ? &addrs[k - 1].name : NULL;
+
+    if (prometheus) {
+        p = ngx_sprintf(p, "nginx_history_sentinel_failovers_total"
+                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
+                           "nginx_history_sentinel_master_info"
+                           "{worker=\"%uA\",pid=\"%uA\",master=\"%*s\","
+                           "sentinel=\"",
+                        slot->worker, st->pid, st->failovers,
+                        slot->worker, st->pid, n, master);
+
+        if (sentinel) {
+            p = ngx_cpymem(p, sentinel->data, sentinel->len);
+        }
+
+        return ngx_cpymem(p, "\"} 1\n", sizeof("\"} 1\n") - 1);
+    }
+
+    p = ngx_sprintf(p, ",\"master\":\"%*s\"", n, master);
+
+    if (sentinel) {
+        p = ngx_sprintf(p, ",\"sentinel\":\"%V\"", sentinel);
+
+    } else {
+        p = ngx_cpymem(p, ",\"sentinel\":null",
+                       sizeof(",\"sentinel\":null") - 1);
+    }
+
+    return ngx_sprintf(p, ",\"failovers\":%uA", st->failovers);
 }
 
 

@@ -5,9 +5,10 @@
 
 
 /*
- * Who the visitor is: history_key, the module's own visitor cookie
- * (history_cookie, its header filter) and $history_key.  Calls nothing
- * of the other jobs but the request context.
+ * Who the visitor is: history_key and the check of its value
+ * (history_key_pattern, the keys of the module no visitor may name), the
+ * module's own visitor cookie (history_cookie, its header filter) and
+ * $history_key.  Calls nothing of the other jobs but the request context.
  */
 
 
@@ -18,13 +19,50 @@
 #include "ngx_http_history_module.h"
 
 
+/* a visitor namespace of the configuration: a prefix and its keys' check */
+
+typedef struct {
+    ngx_str_t                       prefix;
+    ngx_uint_t                      check;
+#if (NGX_PCRE)
+    ngx_regex_t                    *regex;
+#endif
+} ngx_http_history_space_t;
+
+
+static ngx_int_t ngx_http_history_valid_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_str_t *key);
+static ngx_uint_t ngx_http_history_key_chars(ngx_uint_t check, u_char *p,
+    size_t len, ngx_uint_t whole);
+static ngx_uint_t ngx_http_history_view_status(
+    ngx_http_history_loc_conf_t *hlcf, ngx_uint_t status);
 static ngx_int_t ngx_http_history_random(ngx_http_history_main_conf_t *hmcf,
     ngx_log_t *log, u_char *p);
 static ngx_int_t ngx_http_history_header_filter(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_history_cookie_attr_valid(ngx_str_t *s);
+static ngx_int_t ngx_http_history_add_space(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *conf);
+static void ngx_http_history_check_spaces(ngx_conf_t *cf);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/*
+ * The keys of the module's own beside the visitors' lists, under the same
+ * prefix (see ngx_http_history_record.c and ngx_http_history_query.c),
+ * and those of examples/flush_counts.py: no visitor key may name them,
+ * whatever history_key_pattern says.  The last one is a whole key, the
+ * others begin keys.
+ */
+
+static ngx_str_t  ngx_http_history_own_keys[] = {
+    ngx_string("last_action:"),
+    ngx_string("views:"),
+    ngx_string("visitors:"),
+    ngx_string("flushing:"),
+    ngx_string("online")
+};
 
 
 /*
@@ -48,6 +86,10 @@ ngx_http_history_visitor(ngx_http_request_t *r,
 
     if (ngx_http_complex_value(r, hlcf->key, key) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    if (key->len && ngx_http_history_valid_key(r, hlcf, key) != NGX_OK) {
+        ngx_str_null(key);
     }
 
     cookie = hlcf->cookie;
@@ -128,6 +170,167 @@ ngx_http_history_valid_visitor(u_char *p, size_t len)
 }
 
 
+/*
+ * What history_key gives must be a key the visitor may have: at most 256
+ * bytes without control bytes (it goes into logs and headers as
+ * $history_key), not naming a key of the module's, and matching
+ * history_key_pattern.  Otherwise there is no visitor, logged at info
+ * once per request, however often the key is asked for.
+ */
+
+static ngx_int_t
+ngx_http_history_valid_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_str_t *key)
+{
+    u_char                  *p, *last, *m;
+    ngx_str_t               *own;
+    ngx_uint_t               i, n;
+    ngx_http_history_ctx_t  *ctx;
+    u_char                   msg[NGX_HTTP_HISTORY_KEY_MAX + 64];
+
+    if (key->len > NGX_HTTP_HISTORY_KEY_MAX) {
+        m = ngx_snprintf(msg, sizeof(msg), "of %uz bytes is too long",
+                         key->len);
+        goto refused;
+    }
+
+    last = key->data + key->len;
+
+    for (p = key->data; p < last; p++) {
+        if (*p < ' ' || *p == 0x7f) {
+            m = ngx_snprintf(msg, sizeof(msg), "has a byte 0x%02Xd at %uz",
+                             *p, p - key->data);
+            goto refused;
+        }
+    }
+
+    switch (hlcf->key_check) {
+
+    case NGX_HTTP_HISTORY_KEY_WORD:
+    case NGX_HTTP_HISTORY_KEY_SESSION:
+        if (!ngx_http_history_key_chars(hlcf->key_check, key->data, key->len,
+                                        1))
+        {
+            goto mismatch;
+        }
+
+        break;
+
+#if (NGX_PCRE)
+    case NGX_HTTP_HISTORY_KEY_REGEX:
+
+        /* a PCRE error (a match limit hit) does not count as a match */
+
+        if (ngx_regex_exec(hlcf->key_regex, key, NULL, 0) < 0) {
+            goto mismatch;
+        }
+
+        break;
+#endif
+
+    default: /* NGX_HTTP_HISTORY_KEY_OFF */
+        break;
+    }
+
+    n = sizeof(ngx_http_history_own_keys) / sizeof(ngx_str_t);
+    own = ngx_http_history_own_keys;
+
+    for (i = 0; i < n; i++) {
+        if (i == n - 1 ? key->len == own[i].len : key->len >= own[i].len) {
+            if (ngx_memcmp(key->data, own[i].data, own[i].len) == 0) {
+                m = ngx_snprintf(msg, sizeof(msg),
+                                 "\"%V\" names a key of the module", key);
+                goto refused;
+            }
+        }
+    }
+
+    return NGX_OK;
+
+mismatch:
+
+    m = ngx_snprintf(msg, sizeof(msg),
+                     "of %uz bytes does not match history_key_pattern",
+                     key->len);
+
+refused:
+
+    ctx = ngx_http_history_get_ctx(r->main);
+
+    if (ctx && !ctx->bad_key) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "history: visitor key %*s, ignored", m - msg, msg);
+        ctx->bad_key = 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The default patterns, checked without PCRE: 1 to 256 letters, digits,
+ * "_" and "-" under a prefix of the module's own; 32 lowercase letters
+ * and digits (a Django session key, or a visitor id of the module's) with
+ * the bare prefix, where the keys of every other application are too.
+ * "whole": p is a whole key; otherwise only its beginning.
+ */
+
+static ngx_uint_t
+ngx_http_history_key_chars(ngx_uint_t check, u_char *p, size_t len,
+    ngx_uint_t whole)
+{
+    u_char  *last;
+
+    if (check == NGX_HTTP_HISTORY_KEY_SESSION) {
+        if (whole ? len != NGX_HTTP_HISTORY_VISITOR_LEN
+                  : len > NGX_HTTP_HISTORY_VISITOR_LEN)
+        {
+            return 0;
+        }
+
+        for (last = p + len; p < last; p++) {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))) {
+                return 0;
+            }
+        }
+
+        return 1;
+    }
+
+    if (len > NGX_HTTP_HISTORY_KEY_MAX) {
+        return 0;
+    }
+
+    for (last = p + len; p < last; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_uint_t
+ngx_http_history_view_status(ngx_http_history_loc_conf_t *hlcf,
+    ngx_uint_t status)
+{
+    ngx_uint_t  i, *codes;
+
+    codes = hlcf->status->elts;
+
+    for (i = 0; i < hlcf->status->nelts; i++) {
+        if (codes[i] == status) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* a visitor id: 128 bits from the kernel's CSPRNG, as 32 hex digits */
 
 static ngx_int_t
@@ -166,7 +369,7 @@ ngx_http_history_header_filter(ngx_http_request_t *r)
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
-    if (hlcf->cookie == NULL || r != r->main) {
+    if (!hlcf->issue || r != r->main) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -176,9 +379,22 @@ ngx_http_history_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_history_module);
 
-    /* the new id is issued only if this location's visitor is that id */
+    /*
+     * The new id is issued only if this location's visitor is that id and
+     * the response is a view, to a GET, that this location records for
+     * the visitor (hlcf->issue): so that a page's assets and reads,
+     * fetched in parallel on a first visit, issue none.  Not to a
+     * conditional request either, which nginx may answer with 304 after
+     * this filter has run.  An id not issued is dropped: nothing is
+     * recorded under it (see the log handler).
+     */
 
-    if (ctx && ctx->issue && !ctx->cookie_set && key.data == ctx->key.data) {
+    if (ctx && ctx->issue && !ctx->cookie_set && key.data == ctx->key.data
+        && r->method == NGX_HTTP_GET
+        && r->headers_in.if_modified_since == NULL
+        && r->headers_in.if_none_match == NULL
+        && ngx_http_history_view_status(hlcf, r->headers_out.status))
+    {
         if (ngx_http_history_set_cookie(r, hlcf->cookie, &key) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -271,7 +487,7 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     u_char                     *p, *last;
     time_t                      t;
     ngx_str_t                  *value, s, domain, path, samesite, name;
-    ngx_uint_t                  i, secure, httponly;
+    ngx_uint_t                  i, secure, httponly, nohttponly, nosamesite;
     ngx_http_history_cookie_t  *cookie;
 
     if (hlcf->cookie != NGX_CONF_UNSET_PTR) {
@@ -318,6 +534,8 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_null(&samesite);
     secure = 0;
     httponly = 0;
+    nohttponly = 0;
+    nosamesite = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -380,6 +598,16 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "nohttponly") == 0) {
+            nohttponly = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "nosamesite") == 0) {
+            nosamesite = 1;
+            continue;
+        }
+
         if (ngx_strcmp(value[i].data, "samesite=lax") == 0) {
             ngx_str_set(&samesite, "Lax");
             continue;
@@ -399,6 +627,28 @@ ngx_http_history_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "invalid parameter \"%V\" in \"%V\" directive",
                            &value[i], &cmd->name);
         return NGX_CONF_ERROR;
+    }
+
+    if (httponly && nohttponly) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"httponly\" and \"nohttponly\" contradict each "
+                           "other in \"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (samesite.len && nosamesite) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"samesite=\" and \"nosamesite\" contradict each "
+                           "other in \"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* HttpOnly and SameSite=Lax unless told otherwise */
+
+    httponly = !nohttponly;
+
+    if (samesite.len == 0 && !nosamesite) {
+        ngx_str_set(&samesite, "Lax");
     }
 
     if (samesite.len == 4 && !secure) {
@@ -484,9 +734,229 @@ ngx_http_history_cookie_attr_valid(ngx_str_t *s)
 }
 
 
+char *
+ngx_http_history_set_key_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t  *value;
+
+#if (NGX_PCRE)
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t  rc;
+#endif
+
+    if (hlcf->key_mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        hlcf->key_mode = NGX_HTTP_HISTORY_KEY_OFF;
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_PCRE)
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern = value[1];
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, %V",
+                           &value[1], &cmd->name, &rc.err);
+        return NGX_CONF_ERROR;
+    }
+
+    hlcf->key_mode = NGX_HTTP_HISTORY_KEY_REGEX;
+    hlcf->key_regex = rc.regex;
+
+    return NGX_CONF_OK;
+
+#else
+
+    return ngx_http_history_invalid(cf, cmd, &value[1],
+                                    "nginx was built without PCRE");
+
+#endif
+}
+
+
+/*
+ * The visitor's part of merging a location: the key's check, a new
+ * visitor's TTL, whether the location issues visitor ids; and the
+ * location's namespace, for the checks of ngx_http_history_visitor_init().
+ */
+
+char *
+ngx_http_history_visitor_merge(ngx_conf_t *cf,
+    ngx_http_history_loc_conf_t *prev, ngx_http_history_loc_conf_t *conf)
+{
+    if (conf->key_mode == NGX_CONF_UNSET_UINT) {
+        conf->key_mode = prev->key_mode;
+#if (NGX_PCRE)
+        conf->key_regex = prev->key_regex;
+#endif
+    }
+
+    /* the default follows the prefix the location ends up with */
+
+    if (conf->key_mode != NGX_CONF_UNSET_UINT) {
+        conf->key_check = conf->key_mode;
+
+    } else {
+        conf->key_check = conf->prefix.len ? NGX_HTTP_HISTORY_KEY_WORD
+                                           : NGX_HTTP_HISTORY_KEY_SESSION;
+    }
+
+    ngx_conf_merge_value(conf->new_expire, prev->new_expire, 600);
+
+    conf->new_ttl.data = conf->trim.data + 2 * NGX_TIME_T_LEN;
+    conf->new_ttl.len = ngx_sprintf(conf->new_ttl.data, "%T",
+                                    ngx_min(conf->new_expire, conf->expire))
+                        - conf->new_ttl.data;
+
+    /*
+     * ids are issued where something is recorded for the visitor: a read
+     * has nothing to show a new visitor, and a page's reads, fetched in
+     * parallel with it, would issue other ids
+     */
+
+    conf->issue = conf->cookie
+                  && (conf->record
+                      || (conf->count
+                          && (conf->count_flags
+                              & NGX_HTTP_HISTORY_COUNT_UNIQUE)));
+
+    if (conf->record || conf->format || conf->fetch || conf->count
+        || conf->last_action)
+    {
+        if (ngx_http_history_add_space(cf, conf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_history_add_space(ngx_conf_t *cf, ngx_http_history_loc_conf_t *conf)
+{
+    ngx_uint_t                     i;
+    ngx_http_history_space_t      *sp;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_history_module);
+
+    if (hmcf->spaces.elts == NULL
+        && ngx_array_init(&hmcf->spaces, cf->pool, 4,
+                          sizeof(ngx_http_history_space_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sp = hmcf->spaces.elts;
+
+    for (i = 0; i < hmcf->spaces.nelts; i++) {
+        if (sp[i].check == conf->key_check
+#if (NGX_PCRE)
+            && sp[i].regex == conf->key_regex
+#endif
+            && sp[i].prefix.len == conf->prefix.len
+            && ngx_memcmp(sp[i].prefix.data, conf->prefix.data,
+                          conf->prefix.len)
+               == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    sp = ngx_array_push(&hmcf->spaces);
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp->prefix = conf->prefix;
+    sp->check = conf->key_check;
+#if (NGX_PCRE)
+    sp->regex = conf->key_regex;
+#endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * "nginx -t" warns where visitor keys share a keyspace in a way the module
+ * cannot keep apart: any key with the bare prefix, and a prefix that
+ * holds another one ("shop:" and "shop:b:") where the shorter one's keys
+ * may begin with the rest of the longer one.
+ */
+
+static void
+ngx_http_history_check_spaces(ngx_conf_t *cf)
+{
+    size_t                         n;
+    ngx_uint_t                     i, j;
+    ngx_http_history_space_t      *sp;
+    ngx_http_history_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_history_module);
+
+    sp = hmcf->spaces.elts;
+
+    for (i = 0; i < hmcf->spaces.nelts; i++) {
+
+        if (sp[i].prefix.len == 0 && sp[i].check == NGX_HTTP_HISTORY_KEY_OFF)
+        {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "\"history_key_pattern off\" with an empty "
+                               "\"history_prefix\" lets a visitor key name "
+                               "any list in the database");
+        }
+
+        for (j = 0; j < hmcf->spaces.nelts; j++) {
+            n = sp[i].prefix.len;
+
+            if (n >= sp[j].prefix.len
+                || ngx_memcmp(sp[i].prefix.data, sp[j].prefix.data, n) != 0)
+            {
+                continue;
+            }
+
+            if ((sp[i].check == NGX_HTTP_HISTORY_KEY_WORD
+                 || sp[i].check == NGX_HTTP_HISTORY_KEY_SESSION)
+                && !ngx_http_history_key_chars(sp[i].check,
+                                               sp[j].prefix.data + n,
+                                               sp[j].prefix.len - n, 0))
+            {
+                /* no key of the shorter prefix begins so */
+                continue;
+            }
+
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "\"history_prefix\" \"%V\" holds \"%V\": a "
+                               "visitor key under \"%V\" may name keys under "
+                               "\"%V\"", &sp[i].prefix, &sp[j].prefix,
+                               &sp[i].prefix, &sp[j].prefix);
+        }
+    }
+}
+
+
 ngx_int_t
 ngx_http_history_visitor_init(ngx_conf_t *cf)
 {
+    ngx_http_history_check_spaces(cf);
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_history_header_filter;
 

@@ -16,6 +16,12 @@
 # Then, for CG_PROFILE, the functions that account for the difference
 # between the module and plain nginx, per request.
 #
+# With BENCH_BASE_SO (the module built from an earlier commit, see
+# bench/run.sh), each case runs a third side, "base", the module's
+# configuration with that .so: CGBASE lines give the module's
+# instructions per request against the base's, and for CG_PROFILE the
+# functions that account for the difference (module minus base).
+#
 # usage: bench/callgrind.sh [case...]      (case: write serve fetch action page)
 # Needs Redis running (bench/run.sh starts it); uses BENCH_PORT_CALLGRIND.
 
@@ -75,7 +81,7 @@ cg_run() {
         die "nginx under callgrind did not start: $dir/error.log"
     fi
 
-    if [ "$side" = module ]; then
+    if is_module_side "$side"; then
         # connected to Redis before the first request
         for _ in $(seq 100); do
             grep -q . <(curl -s "http://127.0.0.1:$BENCH_PORT_CALLGRIND/_stats" \
@@ -117,9 +123,13 @@ total_ir() {
 }
 
 # self Ir per function: "ir<TAB>function<TAB>object" (object may be empty
-# when callgrind_annotate leaves it out: the same function in several files)
+# when callgrind_annotate leaves it out: the same function in several files);
+# the function table only (--auto=no): the annotated sources that follow it
+# repeat the same costs line by line, and a file whose source is not found
+# adds a "<counts for unidentified lines in ...>" total, counted twice then
 functions() {
-    callgrind_annotate --threshold=100 --inclusive=no "$1" 2>/dev/null \
+    callgrind_annotate --threshold=100 --inclusive=no --auto=no "$1" \
+        2>/dev/null \
         | awk '
         /^-+$/ { sep++; next }
         sep >= 4 && /^ *[0-9,]+ / && !/PROGRAM TOTALS/ {
@@ -155,7 +165,7 @@ mkdir -p "$CG_DIR" "$BENCH_RESULTS"
 # case conns side ir out-N1 out-N2
 measure() {
     local case=$1 conns=$2 side a b
-    for side in plain module; do
+    for side in plain "${MODULE_SIDES[@]}"; do
         a=$(cg_run "$side" "$case" "$conns" "$CG_N1")
         b=$(cg_run "$side" "$case" "$conns" "$CG_N2")
         printf '%s\t%s\t%s\t%d\t%s\t%s\n' "$case" "$conns" "$side" \
@@ -177,41 +187,52 @@ for case in "${cases[@]}"; do
                 printf "CALLGRIND %-7s conns %-3d plain %6d Ir/req  module %6d Ir/req  added %6d (%+.1f %%)\n",
                        c, k, p, m, m - p, 100 * (m - p) / p
             }' "$BENCH_RESULTS/callgrind.tsv" | tee -a "$BENCH_RESULTS/summary.txt"
+        [ -n "$BENCH_BASE_SO" ] || continue
+        awk -F'\t' -v c="$case" -v k="$conns" '
+            $1 == c && $2 == k && $3 == "base"   { b = $4 }
+            $1 == c && $2 == k && $3 == "module" { m = $4 }
+            END {
+                printf "CGBASE  %-7s conns %-3d base  %6d Ir/req  module %6d Ir/req  module-base %+6d (%+.1f %%)\n",
+                       c, k, b, m, m - b, 100 * (m - b) / b
+            }' "$BENCH_RESULTS/callgrind.tsv" | tee -a "$BENCH_RESULTS/summary.txt"
     done
 done
 
-# where the added instructions go, per request
-for prof in $CG_PROFILE; do
-    case=${prof%/*}
-    conns=${prof#*/}
-    label=$case-$conns
-    read -r pa pb < <(awk -F'\t' -v c="$case" -v k="$conns" \
-                      '$1 == c && $2 == k && $3 == "plain" { print $5, $6 }' \
-                      "$BENCH_RESULTS/callgrind.tsv")
-    read -r ma mb < <(awk -F'\t' -v c="$case" -v k="$conns" \
-                      '$1 == c && $2 == k && $3 == "module" { print $5, $6 }' \
-                      "$BENCH_RESULTS/callgrind.tsv")
-    [ -n "${mb:-}" ] || continue
+# the out files of a case's runs: "N1-file N2-file"
+outs() {               # case conns side
+    awk -F'\t' -v c="$1" -v k="$2" -v s="$3" \
+        '$1 == c && $2 == k && $3 == s { print $5, $6 }' \
+        "$BENCH_RESULTS/callgrind.tsv"
+}
 
-    functions "$pa" > "$CG_DIR/$label-plain-a.fn"
-    functions "$pb" > "$CG_DIR/$label-plain-b.fn"
+# self cost per request by function and by group, module minus REF (plain
+# or base), from the four runs; LABEL names the lines; SORT "abs" orders
+# the functions by the size of the difference, not by its sign
+differ() {             # case conns ref label [sort]
+    local case=$1 conns=$2 ref=$3 label=$4 sort=${5:-} ra rb ma mb
+
+    read -r ra rb < <(outs "$case" "$conns" "$ref")
+    read -r ma mb < <(outs "$case" "$conns" module)
+    [ -n "${mb:-}" ] && [ -n "${rb:-}" ] || return 1
+
+    functions "$ra" > "$CG_DIR/$label-ref-a.fn"
+    functions "$rb" > "$CG_DIR/$label-ref-b.fn"
     functions "$ma" > "$CG_DIR/$label-module-a.fn"
     functions "$mb" > "$CG_DIR/$label-module-b.fn"
 
-    echo
-    echo "callgrind: $case, $conns connection(s): instructions per request" \
-         "added by the module, by function (self cost, module minus plain)"
+    # the four files in this order: ref N1, ref N2, module N1, module N2
     awk -F'\t' -v n=$((CG_N2 - CG_N1)) -v c="$label" '
+        FNR == 1 { k++ }
         $3 != "" { obj[$2] = $3 }
-        FILENAME ~ /plain-a/  { v[$2] += $1; next }
-        FILENAME ~ /plain-b/  { v[$2] -= $1; next }
-        FILENAME ~ /module-a/ { v[$2] -= $1; next }
-        FILENAME ~ /module-b/ { v[$2] += $1; next }
+        k == 1 { v[$2] += $1; next }
+        k == 2 { v[$2] -= $1; next }
+        k == 3 { v[$2] -= $1; next }
+        k == 4 { v[$2] += $1; next }
         END {
             for (f in v) {
                 d = v[f] / n
                 o = obj[f]
-                if (f ~ /ngx_http_history_/ || o ~ /ngx_http_history_module/)
+                if (f ~ /ngx_http_history_/ || o ~ /ngx_http_history_module|\/(module|base)\.so$/)
                     g = "module (ngx_http_history_*)"
                 else if (o ~ /libhiredis/) g = "hiredis"
                 else if (f ~ /printf|_IO_|_itoa|strchrnul/) g = "libc printf family"
@@ -227,18 +248,46 @@ for prof in $CG_PROFILE; do
                 }
             }
             for (g in grp) printf "GROUP\t%.0f\t%s\n", grp[g], g > "/dev/stderr"
-        }' "$CG_DIR/$label-plain-a.fn" "$CG_DIR/$label-plain-b.fn" \
+        }' "$CG_DIR/$label-ref-a.fn" "$CG_DIR/$label-ref-b.fn" \
            "$CG_DIR/$label-module-a.fn" "$CG_DIR/$label-module-b.fn" \
         2> "$CG_DIR/$label.groups" \
-        | sort -t$'\t' -k2,2nr > "$CG_DIR/$label.functions"
+        | if [ "$sort" = abs ]; then
+              awk -F'\t' '{ print ($2 < 0 ? -$2 : $2) "\t" $0 }' \
+                  | sort -t$'\t' -k1,1nr | cut -f2-
+          else
+              sort -t$'\t' -k2,2nr
+          fi > "$CG_DIR/$label.functions"
 
     sort -t$'\t' -k2,2nr "$CG_DIR/$label.groups" \
         | awk -F'\t' -v c="$label" '{ printf "CGGROUP %-9s %7d Ir/req  %s\n", c, $2, $3 }' \
         | tee -a "$BENCH_RESULTS/summary.txt"
+}
+
+# the top of a differ()'s functions
+top_functions() {      # label
+    head -n "${CG_TOP:-25}" "$CG_DIR/$1.functions" \
+        | awk -F'\t' '{ printf "CGFUNC  %-9s %7d Ir/req  %s\n", $1, $2, $3 }' \
+        | tee -a "$BENCH_RESULTS/summary.txt"
+}
+
+# where the added instructions go, per request
+for prof in $CG_PROFILE; do
+    case=${prof%/*}
+    conns=${prof#*/}
+    label=$case-$conns
+    [ -n "$(outs "$case" "$conns" module)" ] || continue
+
+    echo
+    echo "callgrind: $case, $conns connection(s): instructions per request" \
+         "added by the module, by function (self cost, module minus plain)"
+    differ "$case" "$conns" plain "$label" || continue
+
     # inclusive cost of the module's steps, per request (module run)
+    read -r ma mb < <(outs "$case" "$conns" module)
     for f in a b; do
         eval "out=\$m$f"
-        callgrind_annotate --threshold=100 --inclusive=yes "$out" 2>/dev/null \
+        callgrind_annotate --threshold=100 --inclusive=yes --auto=no "$out" \
+            2>/dev/null \
             | awk '/^ *[0-9,]+ / && !/PROGRAM TOTALS/ {
                 ir = $1; gsub(",", "", ir)
                 sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "")
@@ -257,7 +306,13 @@ for prof in $CG_PROFILE; do
                     printf "CGINCL  %-9s %7d Ir/req  %s (inclusive)\n", c, v[w[i]] / n, w[i]
         }' "$CG_DIR/$label-module-a.incl" "$CG_DIR/$label-module-b.incl" \
         | tee -a "$BENCH_RESULTS/summary.txt"
-    head -n "${CG_TOP:-25}" "$CG_DIR/$label.functions" \
-        | awk -F'\t' '{ printf "CGFUNC  %-9s %7d Ir/req  %s\n", $1, $2, $3 }' \
-        | tee -a "$BENCH_RESULTS/summary.txt"
+    top_functions "$label"
+
+    [ -n "$BENCH_BASE_SO" ] || continue
+    echo
+    echo "callgrind: $case, $conns connection(s): instructions per request," \
+         "module minus base, by function (self cost; the largest" \
+         "differences either way)"
+    differ "$case" "$conns" base "$label-base" abs || continue
+    top_functions "$label-base"
 done

@@ -1,5 +1,6 @@
 # Helpers for bench/*.sh: servers, snapshots, one wrk round, medians.
-# Sourced, not run.  Everything listens on 127.0.0.1, on ports 18000-18999.
+# Sourced, not run.  Everything listens on 127.0.0.1, on ports 18000-18999
+# unless BENCH_REDIS_PORT and BENCH_PORT_* say otherwise.
 
 # shellcheck shell=bash
 
@@ -11,6 +12,10 @@ ROUNDS_TSV=${ROUNDS_TSV:-$BENCH_RESULTS/rounds.tsv}
 
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE_SO=${MODULE_SO:-$BENCH_TOP/build/ngx_http_history_module.so}
+# the module built from an earlier commit (make bench BENCH_BASE=<commit>):
+# with it, a third nginx side, "base", runs next to "module" and "plain"
+BENCH_BASE_SO=${BENCH_BASE_SO:-}
+BENCH_BASE_REV=${BENCH_BASE_REV:-}
 PY=/usr/bin/python3
 
 BENCH_LOCK=${BENCH_LOCK:-/tmp/heavy.lock}
@@ -18,9 +23,10 @@ BENCH_LOCK=${BENCH_LOCK:-/tmp/heavy.lock}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-18379}
 BENCH_PORT_MODULE=${BENCH_PORT_MODULE:-18080}     # its backend: +2
 BENCH_PORT_PLAIN=${BENCH_PORT_PLAIN:-18081}       # its backend: +2
+BENCH_PORT_BASE=${BENCH_PORT_BASE:-18084}         # its backend: +2
 BENCH_PORT_DJANGO=${BENCH_PORT_DJANGO:-18100}
 BENCH_PORT_CALLGRIND=${BENCH_PORT_CALLGRIND:-18200}   # its backend: +2
-BENCH_PORT_CLUSTER=${BENCH_PORT_CLUSTER:-18084}   # its backend: +2
+BENCH_PORT_CLUSTER=${BENCH_PORT_CLUSTER:-18086}   # its backend: +2
 BENCH_CLUSTER_PORT=${BENCH_CLUSTER_PORT:-18400}   # six cluster nodes from it
 
 BENCH_QUICK=${BENCH_QUICK:-0}
@@ -157,29 +163,50 @@ prefill() {            # visitors prefix...
 }
 
 
-# nginx: "module" (with the module) or "plain" (the same without it)
+# nginx: "module" (with the module), "plain" (the same without it) and,
+# with BENCH_BASE_SO, "base" (the module's configuration, the base's .so)
+
+# the nginx sides with a module: "module", and "base" when there is one
+MODULE_SIDES=(module)
+[ -z "$BENCH_BASE_SO" ] || MODULE_SIDES+=(base)
+
+is_module_side() {
+    case $1 in
+        module|base|cluster) return 0 ;;
+        *)           return 1 ;;
+    esac
+}
+
+# the sides of a comparison against plain nginx: plain module [base]
+nginx_sides() {
+    echo plain "${MODULE_SIDES[@]}"
+}
 
 side_port() {
     case $1 in
         module)    echo "$BENCH_PORT_MODULE" ;;
         plain)     echo "$BENCH_PORT_PLAIN" ;;
+        base)      echo "$BENCH_PORT_BASE" ;;
         django)    echo "$BENCH_PORT_DJANGO" ;;
         cluster)   echo "$BENCH_PORT_CLUSTER" ;;
         *)         die "no port for side $1" ;;
     esac
 }
 
-# whether a side of nginx has the module: "module" (one Redis server) and
-# "cluster" (the same against a Redis Cluster)
-with_module() {
-    [ "$1" = module ] || [ "$1" = cluster ]
+# the copy of a side's module that its nginx loads (bench/run.sh makes it);
+# the cluster side loads the module side's
+side_so() {
+    case $1 in
+        cluster)   echo "$BENCH_DIR/module.so" ;;
+        *)         echo "$BENCH_DIR/$1.so" ;;
+    esac
 }
 
-# render DIR SIDE(module|plain|cluster) PORT WORKERS MASTER(on|off)
+# render DIR SIDE(module|base|plain|cluster) PORT WORKERS MASTER(on|off)
 nginx_render() {
     local dir=$1 side=$2 port=$3 workers=$4 master=$5 keep drop redis
 
-    if with_module "$side"; then keep=M; drop=P; else keep=P; drop=M; fi
+    if is_module_side "$side"; then keep=M; drop=P; else keep=P; drop=M; fi
 
     redis="127.0.0.1:$BENCH_REDIS_PORT"
     if [ "$side" = cluster ]; then
@@ -189,7 +216,7 @@ nginx_render() {
 
     mkdir -p "$dir/tmp"
     sed -e "/#$drop\$/d" -e "s/[[:space:]]*#$keep\$//" \
-        -e "s|@DIR@|$dir|g" -e "s|@SO@|$BENCH_DIR/module.so|g" \
+        -e "s|@DIR@|$dir|g" -e "s|@SO@|$(side_so "$side")|g" \
         -e "s|@WORKERS@|$workers|g" -e "s|@MASTER@|$master|g" \
         -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$((port + 2))|g" \
         -e "s|@REDIS@|$redis|g" \
@@ -206,11 +233,11 @@ nginx_start() {        # side [workers]
     "$NGINX_BIN" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" 9>&- \
         || die "nginx ($side) did not start: $dir/error.log"
     wait_port "$(side_port "$side")" || die "nginx ($side) is not listening"
-    if with_module "$side"; then
+    if is_module_side "$side"; then
         # every worker connected to Redis (in a cluster, to every master)
-        local i HSTAT_SIDE=$side
+        local i
         for i in $(seq 50); do
-            [ "$(hstat connected)" = "$workers" ] && break
+            [ "$(hstat connected "$side")" = "$workers" ] && break
             sleep 0.1
         done
     fi
@@ -247,9 +274,10 @@ stub_requests() {
         | awk 'NR == 3 { print $3 }'
 }
 
-# history_stats: one field of the totals, of the module side (HSTAT_SIDE)
-hstat() {
-    curl -s "http://127.0.0.1:$(side_port "${HSTAT_SIDE:-module}")/_stats" \
+# history_stats: one field of the totals, of side "module" unless told
+# (or HSTAT_SIDE says)
+hstat() {              # field [side]
+    curl -s "http://127.0.0.1:$(side_port "${2:-${HSTAT_SIDE:-module}}")/_stats" \
         | sed -n "s/.*\"total\":{[^}]*\"$1\":\([0-9]*\).*/\1/p"
 }
 
@@ -327,7 +355,7 @@ rss_kb() {             # pid... -> VmRSS, kB
 
 side_pids() {
     case $1 in
-        module|plain|cluster) nginx_workers "$1" ;;
+        module|base|plain|cluster) nginx_workers "$1" ;;
         django)       django_pids ;;
     esac
 }
@@ -339,7 +367,7 @@ side_pids() {
 #
 # PATH is the request path ("%d" is the product; "nginx|django" when they
 # differ), LANDED the Redis command whose calls count landed units on the
-# module side ("lpush", "lrange", "incr/2": the calls divided by 2), and
+# module sides ("lpush", "lrange", "incr/2": the calls divided by 2), and
 # PER_REQUEST how many requests nginx counts for one of wrk's (2 when
 # nginx proxies to itself).  Appends one line to
 # $ROUNDS_TSV ($BENCH_RESULTS/rounds.tsv):
@@ -368,9 +396,9 @@ round() {
     cmd=${landed_cmd%/*}
     [ "$landed_cmd" = "$cmd" ] || div=${landed_cmd#*/}
 
-    if with_module "$side"; then
-        q0=$(( $(hstat dropped) + $(hstat failed) ))
-        f0=$(hstat fallbacks)
+    if is_module_side "$side"; then
+        q0=$(( $(hstat dropped "$side") + $(hstat failed "$side") ))
+        f0=$(hstat fallbacks "$side")
     fi
     if [ "$side" != django ]; then s0=$(stub_requests "$side"); fi
     l0=$( [ -n "$cmd" ] && cmdstat "$cmd" || echo 0)
@@ -394,15 +422,15 @@ round() {
     c1=$(cpu_ticks $pids)
     r1=$(redis_cpu_us)
 
-    if with_module "$side"; then
+    if is_module_side "$side"; then
         # until the worker's queues are empty: every unit answered
-        while [ "$(hstat queue)" != 0 ] && [ $polls -lt 100 ]; do
+        while [ "$(hstat queue "$side")" != 0 ] && [ $polls -lt 100 ]; do
             polls=$((polls + 1))
             sleep 0.05
         done
         polls=$((polls + 1))
-        q1=$(( $(hstat dropped) + $(hstat failed) ))
-        f1=$(hstat fallbacks)
+        q1=$(( $(hstat dropped "$side") + $(hstat failed "$side") ))
+        f1=$(hstat fallbacks "$side")
         polls=$((polls + 3))
     fi
     l1=$( [ -n "$cmd" ] && cmdstat "$cmd" || echo 0)
@@ -540,11 +568,11 @@ summary() {
                 s == "django" ? "gunicorn" : "nginx",
                 s == "django" ? med(s, 16) : med(s, 14), med(s, 15),
                 med(s, 19), med(s, 20)
-            if (landed != "-" && (s == "module" || s == "cluster"))
+            if (landed != "-" && s ~ /^(module|base|cluster)$/)
                 printf "  %s %d of %d (%.2f %%)",
                        scen ~ /^(serve|fetch)/ ? "read from Redis" : "landed",
                        landed, served, served ? 100 * landed / served : 0
-            if ((s == "module" || s == "cluster") && (lost || fb))
+            if (s ~ /^(module|base|cluster)$/ && (lost || fb))
                 printf "  dropped+failed %d fallbacks %d", lost, fb
             if (err) printf "  errors %d", err
             printf "\n"

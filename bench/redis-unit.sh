@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 #
 # The recording unit, straight against Redis: what one view costs Redis
-# as the module sends it (MULTI, LREM, LPUSH, LTRIM, EXPIRE, EXEC) and as a
-# cached Lua script (EVALSHA with the same four commands inside), with the
-# bare pipeline of the four commands (not atomic) for reference.
+# as the module sends it (MULTI, LREM, LPUSH, LTRIM, EXPIRE, EXEC), as a
+# cached Lua script (EVALSHA with the same four commands inside), as the
+# module sends it with the bare prefix (EVAL of the script text, which
+# checks the key's TYPE first, so that a key of another type is left
+# alone), with the bare pipeline of the four commands (not atomic) for
+# reference.
 #
 # Each variant is a file of RU_UNITS units in Redis' protocol, sent with
 # "redis-cli --pipe" (pipelined, as the module's link does); the variants
@@ -34,11 +37,14 @@ redis.call('LTRIM', k, 0, ARGV[2])
 redis.call('EXPIRE', k, ARGV[3])
 return 1"
 
+# the module's type-safe unit (ngx_http_history_record.c), word for word
+TYPESAFE="local t = redis.call('TYPE', KEYS[1]).ok if t ~= 'list' and t ~= 'none' then return 0 end redis.call('LREM', KEYS[1], 0, ARGV[1]) redis.call('LPUSH', KEYS[1], ARGV[1]) redis.call('LTRIM', KEYS[1], 0, ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1"
+
 sha=$(rcli SCRIPT LOAD "$SCRIPT")
 
 # the three files, the same visitors and products in the same order
 awk -v n="$RU_UNITS" -v v="$BENCH_VISITORS" -v p="$BENCH_PRODUCTS" \
-    -v sha="$sha" -v dir="$RU_DIR" '
+    -v sha="$sha" -v typesafe="$TYPESAFE" -v dir="$RU_DIR" '
 function cmd(f, a, na,    i, s) {
     s = "*" na "\r\n"
     for (i = 1; i <= na; i++) s = s "$" length(a[i]) "\r\n" a[i] "\r\n"
@@ -64,6 +70,9 @@ BEGIN {
         a[1] = "EVALSHA"; a[2] = sha; a[3] = 1; a[4] = k; a[5] = id
         a[6] = 4; a[7] = 7776000
         cmd(dir "/evalsha.resp", a, 7)
+
+        a[1] = "EVAL"; a[2] = typesafe
+        cmd(dir "/typesafe.resp", a, 7)
     }
 }'
 
@@ -72,8 +81,8 @@ BEGIN {
 echo "redis-unit: $RU_UNITS units per variant, $RU_ROUNDS rounds, redis-cli --pipe"
 
 for ((r = 1; r <= RU_ROUNDS; r++)); do
-    if ((r % 2)); then order=(multi evalsha pipeline)
-    else order=(pipeline evalsha multi); fi
+    if ((r % 2)); then order=(multi evalsha typesafe pipeline)
+    else order=(pipeline typesafe evalsha multi); fi
     for v in "${order[@]}"; do
         prefill "$BENCH_VISITORS" history:
         c0=$(redis_cpu_us)
@@ -103,8 +112,8 @@ function median(a, n,    i, j, t) {
 }
 { u[$1, $2] = $3; c[$1, $2] = $4; b[$1] = $5; if ($2 > n) n = $2 }
 END {
-    split("multi evalsha pipeline", vs, " ")
-    for (i = 1; i <= 3; i++) {
+    split("multi evalsha typesafe pipeline", vs, " ")
+    for (i = 1; i <= 4; i++) {
         v = vs[i]
         delete x; delete y; delete rx; delete ry
         for (k = 1; k <= n; k++) {
@@ -112,7 +121,7 @@ END {
             rx[k] = u[v, k] / u["multi", k]; ry[k] = c[v, k] / c["multi", k]
         }
         if (v == "multi") rep = "6 (+OK, 4 +QUEUED, *4 array of 4)"
-        else if (v == "evalsha") rep = "1 (integer)"
+        else if (v == "evalsha" || v == "typesafe") rep = "1 (integer)"
         else rep = "4 (3 integers, +OK)"
         printf "REDISUNIT %-8s median %8d units/s (x%.2f)  redis cpu %5.2f us/unit (x%.2f)  %5.1f bytes/unit  replies/unit %s\n", v, median(x, n), median(rx, n), median(y, n), median(ry, n), b[v], rep
     }

@@ -34,6 +34,10 @@
 # Every load runs under flock $BENCH_LOCK, so that it never overlaps with
 # other heavy work on the machine.
 #
+# With BENCH_BASE_SO (make bench BENCH_BASE=<commit>), the module built
+# from an earlier commit runs as a third nginx side, "base", in write,
+# serve, fetch and action (RATIO ... module/base) and in callgrind.
+#
 # Output: the terminal, $BENCH_DIR/bench.log, $BENCH_DIR/results/.
 
 set -euo pipefail
@@ -70,6 +74,8 @@ done
 "$PY" -c 'import django, redis, gunicorn' 2>/dev/null \
     || die "$PY lacks django, redis or gunicorn: make bench installs them"
 [ -f "$MODULE_SO" ] || die "no $MODULE_SO: make build"
+[ -z "$BENCH_BASE_SO" ] || [ -f "$BENCH_BASE_SO" ] \
+    || die "no $BENCH_BASE_SO (BENCH_BASE_SO)"
 
 mkdir -p "$BENCH_RESULTS"
 exec > >(tee "$BENCH_DIR/bench.log") 2>&1
@@ -89,6 +95,7 @@ cleanup() {
         esac
     fi
     nginx_stop module
+    nginx_stop base
     nginx_stop plain
     nginx_stop cluster
     django_stop
@@ -99,7 +106,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # a copy of the module: a rebuild during the run cannot touch the one loaded
-cp "$MODULE_SO" "$BENCH_DIR/module.so"
+cp "$MODULE_SO" "$(side_so module)"
+rm -f "$(side_so base)"
+[ -z "$BENCH_BASE_SO" ] || cp "$BENCH_BASE_SO" "$(side_so base)"
+# for bench/callgrind.sh
+export BENCH_BASE_SO BENCH_BASE_REV
 : > "$BENCH_DIR/lock-waits"
 : > "$BENCH_RESULTS/rounds.tsv"
 : > "$BENCH_RESULTS/summary.txt"
@@ -111,16 +122,23 @@ echo "bench: $("$NGINX_BIN" -v 2>&1), $(redis-server --version | awk '{ print $3
      "wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)," \
      "Django $("$PY" -c 'import django; print(django.__version__)')," \
      "gunicorn $("$PY" -c 'import gunicorn; print(gunicorn.__version__)')"
-echo "bench: module $(sha256sum "$BENCH_DIR/module.so" | cut -c1-12)," \
+echo "bench: module $(sha256sum "$(side_so module)" | cut -c1-12)," \
      "git $(git -C "$BENCH_TOP" rev-parse --short HEAD 2>/dev/null || echo -)" \
      "$(git -C "$BENCH_TOP" status --porcelain -- '*.c' '*.h' 2>/dev/null | grep -q . && echo '(C sources modified)')"
+if [ -n "$BENCH_BASE_SO" ]; then
+    base_git=$(git -C "$BENCH_TOP" rev-parse --short "$BENCH_BASE_REV" \
+               2>/dev/null) || base_git=-
+    echo "bench: base $(sha256sum "$(side_so base)" | cut -c1-12)," \
+         "git $base_git ($BENCH_BASE_SO)"
+fi
 echo "bench: $BENCH_ROUNDS rounds x ${BENCH_SECONDS}s per side, wrk -t$BENCH_THREADS" \
      "-c$BENCH_CONNS, $BENCH_VISITORS visitors, $BENCH_PRODUCTS products," \
      "nginx workers $BENCH_WORKERS, ulimit -n $(ulimit -n)"
 
 redis_start
-nginx_start module
-nginx_start plain
+for side in $(nginx_sides); do
+    nginx_start "$side"
+done
 
 started=$(date +%s)
 
@@ -144,34 +162,41 @@ ratio() {              # scenario a b: req/s of a over b, round by round
     }' "$BENCH_RESULTS/rounds.tsv" | tee -a "$BENCH_RESULTS/summary.txt"
 }
 
+# a scenario of plain, module and base, if there is one: the sides'
+# summary lines, then the module over the base
+compare() {            # scenario
+    summary "$1" plain $(nginx_sides)
+    [ -z "$BENCH_BASE_SO" ] || ratio "$1" module base
+}
+
 
 run_write() {
     section "write: every product view recorded, Redis keeping up"
     fresh history:
-    locked rounds write '/product/%d' lpush plain module
-    summary write plain plain module
+    locked rounds write '/product/%d' lpush $(nginx_sides)
+    compare write
 }
 
 run_serve() {
     section "serve: history_serve, one Redis read per request"
     fresh history:
-    locked rounds serve /history lrange plain module
-    summary serve plain plain module
+    locked rounds serve /history lrange $(nginx_sides)
+    compare serve
 }
 
 run_fetch() {
     section "fetch: history_fetch, \$history to a proxied backend"
     fresh history:
     # nginx counts the request to its backend block too
-    ROUND_PER_REQUEST=2 locked rounds fetch '/fetch/%d' lrange plain module
-    summary fetch plain plain module
+    ROUND_PER_REQUEST=2 locked rounds fetch '/fetch/%d' lrange $(nginx_sides)
+    compare fetch
 }
 
 run_action() {
     section "action: history_last_action + history_count daily unique"
     rcli FLUSHALL >/dev/null
-    locked rounds action '/action/%d' incr/2 plain module
-    summary action plain plain module
+    locked rounds action '/action/%d' incr/2 $(nginx_sides)
+    compare action
 }
 
 run_django() {
@@ -238,7 +263,12 @@ syscalls_rounds() {
 run_callgrind() {
     section "callgrind: instructions per request of the nginx worker"
     fresh history:
-    if [ "$BENCH_QUICK" = 1 ]; then
+    if [ "$BENCH_QUICK" = 1 ] && [ -n "$BENCH_BASE_SO" ]; then
+        # against a base, each kind of unit: the list, a read, the
+        # counters and the last action
+        CG_CONNS=${CG_CONNS:-1} CG_PROFILE=${CG_PROFILE:-write/1 action/1} \
+            bash "$BENCH_SRC/callgrind.sh" write serve action
+    elif [ "$BENCH_QUICK" = 1 ]; then
         CG_CONNS=${CG_CONNS:-1} CG_PROFILE=${CG_PROFILE:-write/1} \
             bash "$BENCH_SRC/callgrind.sh" write serve
     else

@@ -19,6 +19,13 @@ A run that died before step 2 committed left staging keys whose run id is
 not in the table: the next run adds them.  One that died after it left
 staging keys whose run id is there: the next run only deletes them.
 
+Keys are bytes throughout, as Redis has them: a page id is whatever nginx
+counted (with history_id_pattern off, any bytes but control bytes,
+spaces and commas), and goes into the table as text when it is UTF-8,
+as a BLOB when it is not.  What the job did not write is left alone: a
+key under <prefix>views: that is not a counter (another writer's), and a
+key under <prefix>flushing: whose run id is not one of the job's.
+
 The database here is SQLite, standing in for the application's own; in
 Django the same transaction is Page.objects.filter(pk=id).update(
 view_count=F('view_count') + n) and a row for the run, under
@@ -47,6 +54,28 @@ import redis
 
 
 DAILY = re.compile(rb':\d{4}-\d{2}-\d{2}$')
+RUN_ID = re.compile(rb'[0-9a-f]{32}')
+INTEGER = re.compile(rb'-?[0-9]{1,19}')
+
+
+def glob_escape(prefix):
+    """The prefix as a literal in a SCAN MATCH pattern."""
+    return re.sub(rb'([*?\[\]\\])', rb'\\\1', prefix)
+
+
+def page_key(page_id):
+    """The table's key of a page: text if it is UTF-8, bytes if not."""
+    try:
+        return page_id.decode('utf-8')
+    except UnicodeDecodeError:
+        return page_id
+
+
+def is_counter(r, key):
+    """A counter as nginx keeps it: a string holding an integer."""
+    if r.type(key) != b'string':
+        return False
+    return INTEGER.fullmatch(r.get(key) or b'') is not None
 
 
 def connect_db(path):
@@ -77,23 +106,27 @@ def staging_key(prefix, run_id, page_id, cluster):
 def staged(r, prefix):
     """Staging keys left by runs, as {run_id: {page_id: key}}."""
     runs = {}
+    flushing = prefix + b'flushing:'
     tagged = b'{' + prefix + b'views:'
-    for key in r.scan_iter(match=prefix + b'flushing:*', count=1000):
-        rest = key[len(prefix) + len(b'flushing:'):]
-        run_id, _, page_id = rest.partition(b':')
+    for key in r.scan_iter(match=glob_escape(flushing) + b'*', count=1000):
+        run_id, sep, page_id = key[len(flushing):].partition(b':')
+        if not sep or not RUN_ID.fullmatch(run_id):
+            continue  # not a staging key of this job: not ours to touch
         if page_id.startswith(tagged) and page_id.endswith(b'}'):
-            page_id = page_id[len(tagged):-1]
-        runs.setdefault(run_id.decode(), {})[page_id] = key
+            page_id = page_id[len(tagged):-1]  # a cluster's staging key
+        runs.setdefault(run_id.decode('ascii'), {})[page_id] = key
     return runs
 
 
 def stage(r, prefix, run_id, cluster):
     """Step 1: rename each total counter to a staging key of this run."""
     views = prefix + b'views:'
-    for key in r.scan_iter(match=views + b'*', count=1000):
+    for key in r.scan_iter(match=glob_escape(views) + b'*', count=1000):
         page_id = key[len(views):]
         if DAILY.search(page_id):
             continue  # per-day counters expire by themselves
+        if not is_counter(r, key):
+            continue  # another writer's key: not ours to move
         target = staging_key(prefix, run_id, page_id, cluster)
         try:
             r.rename(key, target)
@@ -118,10 +151,14 @@ def flush_run(r, db, run_id, keys):
             for page_id, value in zip(page_ids, values):
                 if value is None:
                     continue
+                if not INTEGER.fullmatch(value):
+                    print('flush_counts: %r holds %r, not a count: left out'
+                          % (keys[page_id], value[:64]), file=sys.stderr)
+                    continue
                 db.execute('INSERT INTO page_views (page_id, views)'
                            ' VALUES (?, ?) ON CONFLICT(page_id) DO UPDATE'
                            ' SET views = views + excluded.views',
-                           (page_id.decode(), int(value)))
+                           (page_key(page_id), int(value)))
             db.execute('INSERT INTO flushed_runs (run_id) VALUES (?)',
                        (run_id,))
     if os.environ.get('FLUSH_COUNTS_DIE') == 'after-commit':

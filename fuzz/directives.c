@@ -1255,10 +1255,13 @@ fuzz_check_views(fuzz_call_t *fc)
 
 /*
  * history_cookie name | off [expires=time | off] [domain=] [path=]
- * [secure] [httponly] [samesite=lax | strict | none]: the name one or
- * more letters, digits, "_" and "-"; expires= from 1s to 68y; domain= not
- * empty, path= starting with "/", both without ";" or a control byte;
- * samesite=none only with secure.  Stored: the name, expires, the
+ * [secure] [httponly | nohttponly] [samesite=lax | strict | none |
+ * nosamesite]: the name one or more letters, digits, "_" and "-";
+ * expires= from 1s to 68y; domain= not empty, path= starting with "/",
+ * both without ";" or a control byte; httponly and nohttponly, samesite=
+ * and nosamesite not together; samesite=none only with secure; HttpOnly
+ * and SameSite=Lax unless nohttponly, nosamesite or samesite= say
+ * otherwise.  Stored: the name, expires, the
  * attributes as they go after the value in Set-Cookie ("; Max-Age=...;
  * Domain=...; Path=...; Secure; HttpOnly; SameSite=..."), and the index of
  * $cookie_NAME.
@@ -1277,7 +1280,8 @@ fuzz_check_cookie(fuzz_call_t *fc)
     time_t                      t, expires;
     ngx_str_t                  *v, rest, domain, path, samesite, name;
     char                       *reason;
-    ngx_uint_t                  i, secure, httponly, bad, parameter;
+    ngx_uint_t                  i, secure, httponly, nohttponly, nosamesite,
+                                bad, parameter;
     ngx_http_variable_t        *var;
     ngx_http_history_cookie_t  *cookie;
 
@@ -1325,6 +1329,8 @@ fuzz_check_cookie(fuzz_call_t *fc)
     ngx_str_null(&samesite);
     secure = 0;
     httponly = 0;
+    nohttponly = 0;
+    nosamesite = 0;
     bad = 0;
     parameter = 0;
 
@@ -1375,6 +1381,12 @@ fuzz_check_cookie(fuzz_call_t *fc)
         } else if (fuzz_is(&v[i], "httponly")) {
             httponly = 1;
 
+        } else if (fuzz_is(&v[i], "nohttponly")) {
+            nohttponly = 1;
+
+        } else if (fuzz_is(&v[i], "nosamesite")) {
+            nosamesite = 1;
+
         } else if (fuzz_is(&v[i], "samesite=lax")) {
             ngx_str_set(&samesite, "Lax");
 
@@ -1398,6 +1410,28 @@ fuzz_check_cookie(fuzz_call_t *fc)
     if (bad) {
         fuzz_want_invalid(fc, bad, reason);
         return;
+    }
+
+    if (httponly && nohttponly) {
+        fuzz_want_error(fc, ngx_sprintf(fuzz_want, "\"httponly\" and "
+                                        "\"nohttponly\" contradict each "
+                                        "other in \"history_cookie\" "
+                                        "directive"));
+        return;
+    }
+
+    if (samesite.len && nosamesite) {
+        fuzz_want_error(fc, ngx_sprintf(fuzz_want, "\"samesite=\" and "
+                                        "\"nosamesite\" contradict each "
+                                        "other in \"history_cookie\" "
+                                        "directive"));
+        return;
+    }
+
+    httponly = !nohttponly;
+
+    if (samesite.len == 0 && !nosamesite) {
+        ngx_str_set(&samesite, "Lax");
     }
 
     if (samesite.len == 4 && !secure) {

@@ -260,8 +260,63 @@ fuzz_json_ws(const u_char *p, const u_char *end)
 
 
 /*
- * A string; when out is not NULL, its decoded bytes (\u00XX only: the
- * module escapes nothing above 0x1f) are written there, *outlen of them.
+ * The length of the UTF-8 sequence at p, decoded to a code point as RFC
+ * 3629 has it (no overlong form, no surrogate, nothing above U+10FFFF),
+ * or 0 when p begins none
+ */
+
+static size_t
+fuzz_utf8_len(const u_char *p, const u_char *end)
+{
+    size_t    n, i;
+    uint32_t  cp, min;
+
+    if (*p < 0x80) {
+        return 1;
+    }
+
+    if ((*p & 0xe0) == 0xc0) {
+        n = 2;
+        cp = *p & 0x1f;
+        min = 0x80;
+
+    } else if ((*p & 0xf0) == 0xe0) {
+        n = 3;
+        cp = *p & 0x0f;
+        min = 0x800;
+
+    } else if ((*p & 0xf8) == 0xf0) {
+        n = 4;
+        cp = *p & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/*
+ * A string; when out is not NULL, its decoded bytes (\uXXXX as UTF-8: the
+ * module writes no surrogate) are written there, *outlen of them.
  */
 
 static const u_char *
@@ -320,12 +375,29 @@ fuzz_json_string(const u_char *p, const u_char *end, u_char *out,
                 }
 
                 p += 4;
-                c = (u_char) v;
 
-                if (out && v > 0xff) {
+                if (v >= 0xd800 && v <= 0xdfff) {
                     return NULL;    /* the module never writes those */
                 }
 
+                if (v > 0x7f) {
+                    if (out && v > 0x7ff) {
+                        out[n++] = (u_char) (0xe0 | (v >> 12));
+                        out[n++] = (u_char) (0x80 | ((v >> 6) & 0x3f));
+
+                    } else if (out) {
+                        out[n++] = (u_char) (0xc0 | (v >> 6));
+                    }
+
+                    if (out == NULL) {
+                        n += (v > 0x7ff) ? 2 : 1;
+                    }
+
+                    c = (u_char) (0x80 | (v & 0x3f));
+                    break;
+                }
+
+                c = (u_char) v;
                 break;
 
             default:

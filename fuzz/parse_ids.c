@@ -12,8 +12,9 @@
  * Checked against the rule as documented: the value of the first "ids"
  * argument, percent-decoded, split at commas, empty ids skipped; at most
  * NGX_HTTP_HISTORY_IDS_MAX ids of at most NGX_HTTP_HISTORY_ID_MAX bytes,
- * else NGX_DECLINED; no "ids" argument: no ids.  On NGX_OK the ids must
- * be the non-empty pieces in order, each without a comma.
+ * else NGX_DECLINED; a value that is not UTF-8, NGX_ABORT; no "ids"
+ * argument: no ids.  On NGX_OK the ids must be the non-empty pieces in
+ * order, each without a comma.
  */
 
 
@@ -27,6 +28,27 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_init();
 
     return 0;
+}
+
+
+/* UTF-8 as RFC 3629 has it (harness.h) */
+
+static ngx_uint_t
+fuzz_utf8(const u_char *p, const u_char *last)
+{
+    size_t  n;
+
+    while (p < last) {
+        n = fuzz_utf8_len(p, last);
+
+        if (n == 0) {
+            return 0;
+        }
+
+        p += n;
+    }
+
+    return 1;
 }
 
 
@@ -46,7 +68,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ids = NULL;
     rc = ngx_http_history_parse_ids(r, &ids);
 
-    FUZZ_CHECK(rc == NGX_OK || rc == NGX_DECLINED,
+    FUZZ_CHECK(rc == NGX_OK || rc == NGX_DECLINED || rc == NGX_ABORT,
                "parse_ids(\"%s\") = %ld", fuzz_show(data, size), (long) rc);
     FUZZ_CHECK(ids != NULL, "parse_ids(\"%s\"): no array",
                fuzz_show(data, size));
@@ -91,6 +113,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             start = p + 1;
         }
     }
+
+    if (buf && !fuzz_utf8(buf, last)) {
+        FUZZ_CHECK(rc == NGX_ABORT, "parse_ids(\"%s\") = %ld, not UTF-8, "
+                   "expected NGX_ABORT", fuzz_show(data, size), (long) rc);
+        free(buf);
+        fuzz_done(r);
+        return 0;
+    }
+
+    FUZZ_CHECK(rc != NGX_ABORT, "parse_ids(\"%s\") = NGX_ABORT, UTF-8",
+               fuzz_show(data, size));
 
     want_ok = !too_long && pieces <= NGX_HTTP_HISTORY_IDS_MAX;
 

@@ -8,11 +8,13 @@
  * Redis replies, as the module turns them into response bodies.
  *
  * The input: an optional first line "?ARGS\n", the request's query string
- * (ids=, exclude=, limit=), then bytes from Redis.  These are fed to
- * hiredis's reply reader as the link makes and uses it
- * (ngx_http_history_reader_create(), redisReaderFeed(),
- * redisReaderGetReply() until no more reply or an error, the reply's pool
- * released after each), and each reply is handed to
+ * (ids=, exclude=, limit=), then bytes from Redis.  These go through the
+ * link's scan (ngx_http_history_scan(), with its default limit: what it
+ * refuses never reaches the reader) and are fed to hiredis's reply reader
+ * as the link makes and uses it (ngx_http_history_reader_create(),
+ * redisReaderFeed(), redisReaderGetReply() until no more reply or an
+ * error, the reply's pool released after each), and each reply is handed
+ * to
  * ngx_http_history_reply(), the link's callback, once per kind of read:
  *
  *   fetch/serve  the list read: ids copied from the reply, then
@@ -27,12 +29,17 @@
  *                once for each history_views setting (total; daily;
  *                unique; both)
  *
- * Checked: a read fails exactly when the reply has the wrong shape; the
+ * Checked: a read fails exactly when the reply has the wrong shape, and
+ * never on a reply the link lets through for LRANGE
+ * (ngx_http_history_shape_check()); the
  * ids kept are the reply's non-empty strings, in order; the JSON bodies are
- * single well-formed JSON values of exactly body.len bytes; the JSON list
- * decodes back to the ids kept (less exclude, at most limit); the text
- * list is those of them without a byte <= 0x20, ',' or 0x7f, joined with
- * commas.  With -DNGX_DEBUG_PALLOC=1 AddressSanitizer checks every
+ * single well-formed JSON values of exactly body.len bytes, valid UTF-8
+ * without "<", ">", "&", "'", U+2028 or U+2029 as they are (safe inside
+ * HTML); the JSON list decodes back to the ids kept (less exclude, at most
+ * limit), each byte that begins no UTF-8 sequence as U+FFFD; the text
+ * list is those of them without a byte <= 0x20, ',', 0x7f, "<", ">", "&",
+ * '"' or "'", joined with commas.  With -DNGX_DEBUG_PALLOC=1
+ * AddressSanitizer checks every
  * allocation's bounds.
  */
 
@@ -92,6 +99,35 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+
+/* whether the link hands this reply over as the answer to a command */
+
+static ngx_uint_t
+fuzz_link_takes(redisReply *reply, const char *name)
+{
+    u_char                     kind;
+    size_t                     len;
+    const char                *expected;
+    ngx_http_history_command_t  cmd;
+    ngx_http_history_shape_t   shape;
+
+    len = strlen(name);
+
+    cmd.argc = 1;
+    cmd.argv = &name;
+    cmd.argvlen = &len;
+
+    kind = (u_char) ngx_http_history_shape_kind(&cmd);
+
+    ngx_memzero(&shape, sizeof(ngx_http_history_shape_t));
+    shape.kind = &kind;
+    shape.n = 1;
+
+    /* an error reply is not handed over: the unit failed */
+
+    return ngx_http_history_shape_check(&shape, reply, &expected) == NGX_OK
+           && reply->type != REDIS_REPLY_ERROR;
+}
 
 /*
  * The link's callback for each of n units a request waits for, with the
@@ -162,14 +198,76 @@ fuzz_format(ngx_uint_t format)
 }
 
 
+/* JSON safe inside HTML: UTF-8, and none of what HTML or JavaScript read */
+
+static ngx_uint_t
+fuzz_html_safe(const u_char *p, size_t len)
+{
+    size_t         n;
+    const u_char  *last;
+
+    last = p + len;
+
+    while (p < last) {
+        if (*p == '<' || *p == '>' || *p == '&' || *p == '\'') {
+            return 0;
+        }
+
+        n = fuzz_utf8_len(p, last);
+
+        if (n == 0
+            || (n == 3 && p[0] == 0xe2 && p[1] == 0x80
+                && (p[2] == 0xa8 || p[2] == 0xa9)))
+        {
+            return 0;
+        }
+
+        p += n;
+    }
+
+    return 1;
+}
+
+
+/* an id as JSON gives it back: U+FFFD for each byte that begins no UTF-8 */
+
+static size_t
+fuzz_utf8_fixed(const u_char *p, size_t len, u_char *out)
+{
+    size_t         n, k;
+    const u_char  *last;
+
+    last = p + len;
+    k = 0;
+
+    while (p < last) {
+        n = fuzz_utf8_len(p, last);
+
+        if (n == 0) {
+            out[k++] = 0xef;
+            out[k++] = 0xbf;
+            out[k++] = 0xbd;
+            p++;
+            continue;
+        }
+
+        ngx_memcpy(out + k, p, n);
+        k += n;
+        p += n;
+    }
+
+    return k;
+}
+
+
 /* the list of a fetch or a serve, as ngx_http_history_respond() sends it */
 
 static void
 fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     redisReply *reply, ngx_str_t *exclude, ngx_uint_t limit)
 {
-    u_char       *p, *last, *dec;
-    size_t        i, k, n, len;
+    u_char       *p, *last, *dec, *fixed;
+    size_t        i, k, n, len, flen;
     ngx_str_t    *id, out;
     ngx_uint_t    format, want, exclude_nul_known;
     redisReply   *e;
@@ -181,6 +279,9 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
     FUZZ_CHECK(ctx->failed == !want,
                "list read of a reply of type %d: failed = %u",
                reply->type, (unsigned) ctx->failed);
+
+    FUZZ_CHECK(!ctx->failed || !fuzz_link_takes(reply, "LRANGE"),
+               "list read failed on a reply the link takes for LRANGE");
 
     if (ctx->failed) {
         return;
@@ -237,6 +338,10 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
                        "render(json) is not an array: %s",
                        fuzz_show(out.data, out.len));
 
+            FUZZ_CHECK(fuzz_html_safe(out.data, out.len),
+                       "render(json) is not safe in HTML: %s",
+                       fuzz_show(out.data, out.len));
+
             p = (u_char *) fuzz_json_ws(p + 1, last);
 
         }
@@ -244,7 +349,8 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         /* walk the expected ids and the output together */
 
         dec = malloc(NGX_HTTP_HISTORY_ID_MAX + out.len + 1);
-        if (dec == NULL) {
+        fixed = malloc(3 * NGX_HTTP_HISTORY_ID_MAX + out.len + 1);
+        if (dec == NULL || fixed == NULL) {
             abort();
         }
 
@@ -290,8 +396,9 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
                            fuzz_show(exclude->data, exclude->len),
                            (unsigned long) limit,
                            fuzz_show(out.data, out.len));
-                FUZZ_CHECK(len == id[i].len
-                           && ngx_memcmp(dec, id[i].data, len) == 0,
+                flen = fuzz_utf8_fixed(id[i].data, id[i].len, fixed);
+
+                FUZZ_CHECK(len == flen && ngx_memcmp(dec, fixed, len) == 0,
                            "render(json): id %lu decodes to \"%s\"",
                            (unsigned long) n, fuzz_show(dec, len));
 
@@ -312,6 +419,7 @@ fuzz_list(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
         }
 
         free(dec);
+        free(fixed);
 
         if (format == NGX_HTTP_HISTORY_FORMAT_JSON) {
             FUZZ_CHECK(p + 1 == last,
@@ -354,6 +462,10 @@ fuzz_body(ngx_http_history_ctx_t *ctx, const char *what, ngx_uint_t want)
                "%s: body is not one JSON object of %lu bytes: %s", what,
                (unsigned long) ctx->body.len,
                fuzz_show(ctx->body.data, ctx->body.len));
+
+    FUZZ_CHECK(fuzz_html_safe(ctx->body.data, ctx->body.len),
+               "%s: body is not safe in HTML: %s", what,
+               fuzz_show(ctx->body.data, ctx->body.len));
 }
 
 
@@ -362,7 +474,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                      *dst, *src, *nl;
     void                        *reply_void;
-    size_t                       j;
+    size_t                       j, used;
     ngx_int_t                    n, rc;
     ngx_str_t                    exclude, value;
     ngx_uint_t                   limit, views, count, want;
@@ -371,6 +483,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     redisReader                 *reader;
     ngx_http_request_t          *r;
     ngx_http_history_ctx_t      *ctx;
+    ngx_http_history_scan_t      scan;
     ngx_http_history_replies_t   rp;
 
     if (fuzz_huge_array(data, size)) {
@@ -436,7 +549,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    if (redisReaderFeed(reader, (const char *) data, size) != REDIS_OK) {
+    /* what the link's scan lets through, as the link does */
+
+    ngx_http_history_scan_init(&scan, 0);
+    used = ngx_http_history_scan(&scan, (u_char *) data, size);
+
+    if (used
+        && redisReaderFeed(reader, (const char *) data, used) != REDIS_OK)
+    {
         redisReaderFree(reader);
         ngx_destroy_pool(rp.pool);
         fuzz_done(r);

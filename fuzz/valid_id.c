@@ -8,7 +8,8 @@
  * The input, as it is, is a visitor id (a cookie's value) and a product id:
  *
  *   ngx_http_history_valid_visitor()  32 lowercase hex digits
- *   ngx_http_history_id_unsafe()      no byte <= 0x20, no ',' nor 0x7f
+ *   ngx_http_history_id_unsafe()      no byte <= 0x20, no ',' nor 0x7f,
+ *                                     nor '<', '>', '&', '"', '\''
  *   ngx_http_history_valid_id()       1..256 bytes, safe, and matching
  *                                     history_id_pattern: the default
  *                                     "^[0-9]+$" (compiled with nginx's
@@ -73,7 +74,9 @@ fuzz_safe(const u_char *p, size_t len)
     size_t  i;
 
     for (i = 0; i < len; i++) {
-        if (p[i] <= ' ' || p[i] == ',' || p[i] == 0x7f) {
+        if (p[i] <= ' ' || p[i] == ',' || p[i] == 0x7f || p[i] == '<'
+            || p[i] == '>' || p[i] == '&' || p[i] == '"' || p[i] == '\'')
+        {
             return 0;
         }
     }
@@ -128,7 +131,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                fuzz_show(data, size), (unsigned long) got,
                (unsigned long) want);
 
-    /* the text list's filter */
+    /* the bytes no id holds: for recording and for the text list */
 
     want = fuzz_safe(data, size);
     got = (ngx_http_history_id_unsafe(id.data, id.len) == NULL);

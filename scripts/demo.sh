@@ -45,7 +45,7 @@ nginx_pid() {
 }
 
 stop() {
-    local pid
+    local pid pub
 
     if pid=$(nginx_pid); then
         kill -QUIT "$pid" 2>/dev/null || true
@@ -62,25 +62,75 @@ stop() {
     rm -f "$pidfile"
 
     "$top/scripts/redis.sh" stop "$RUN_DIR/redis"
+
+    # the copy of the pages made by render(), if any: only a directory
+    # this script made
+    if [ -f "$RUN_DIR/public" ]; then
+        pub=$(cat "$RUN_DIR/public")
+        case "$pub" in
+            /tmp/history-demo.??????) rm -rf "$pub" ;;
+        esac
+        rm -f "$RUN_DIR/public"
+    fi
+}
+
+# Under root, the workers run as an unprivileged user, www-data (the user
+# of Debian's nginx) or else nobody.  When that user cannot read the pages
+# where they are (a checkout in /root, mode 700), they are served from a
+# copy in a directory of their own under /tmp, removed by "stop"; the
+# temporary files go there too.  Otherwise the workers run as the caller.
+worker_user() {
+    local u
+
+    for u in www-data nobody; do
+        if id -u "$u" >/dev/null 2>&1; then
+            echo "$u"
+            return 0
+        fi
+    done
+    return 1
+}
+
+can_read() {
+    local user=$1 dir=$2
+
+    runuser -u "$user" -- test -r "$dir/index.html" -a -x "$dir" \
+        2>/dev/null
 }
 
 render() {
-    local user=
+    local user= group html=$top/examples/html tmp=$RUN_DIR/tmp pub
 
-    # a root master runs its workers as "nobody", who may not be able to
-    # read a checkout under /root: use the owner of the checkout instead
-    if [ "$(id -u)" -eq 0 ]; then
-        user="user $(stat -c %U "$top/examples/html") $(stat -c %G "$top/examples/html");"
+    if [ "$(id -u)" -eq 0 ] && user=$(worker_user); then
+        group=$(id -gn "$user")
+
+        if ! can_read "$user" "$html"; then
+            pub=$(mktemp -d /tmp/history-demo.XXXXXX)
+            chmod 755 "$pub"
+            cp -R "$html" "$pub/html"
+            chmod -R a+rX "$pub/html"
+            mkdir -m 700 "$pub/tmp"
+            chown "$user:$group" "$pub/tmp"
+            echo "$pub" > "$RUN_DIR/public"
+            echo "demo: $user cannot read $html: serving a copy in $pub/html"
+            html=$pub/html
+            tmp=$pub/tmp
+        fi
+
+        echo "demo: workers run as $user"
+        user="user $user $group;"
     fi
 
-    {
-        [ -z "$user" ] || printf '%s\n\n' "$user"
-        sed -e "s|@MODULE@|$MODULE|g" \
-            -e "s|@REDIS_PORT@|$RUN_REDIS_PORT|g" \
-            -e "s|@LISTEN@|$RUN_HOST:$RUN_PORT|g" \
-            -e "s|@HTML@|$top/examples/html|g" \
-            "$top/examples/nginx.conf"
-    } > "$RUN_DIR/nginx.conf"
+    # the placeholders of the directives; the comments keep theirs
+    sed -e "/^[[:space:]]*#/!{
+                s|@USER@|$user|g
+                s|@MODULE@|$MODULE|g
+                s|@REDIS_PORT@|$RUN_REDIS_PORT|g
+                s|@LISTEN@|$RUN_HOST:$RUN_PORT|g
+                s|@HTML@|$html|g
+                s|@TMP@|$tmp|g
+            }" \
+        "$top/examples/nginx.conf" > "$RUN_DIR/nginx.conf"
 }
 
 start() {
@@ -113,12 +163,14 @@ start() {
     url=http://$RUN_HOST:$RUN_PORT
     cat <<EOT
 
-The demo is running.  Open $url/ in a browser and click
-around: each product page shows a "Recently viewed" strip, filled by nginx.
+The demo shop is running.  Open $url/ in a browser and click
+around: each product page shows a "Recently viewed" strip, filled by nginx
+with SSI (/product/N) or fetched by the page (/fetch/product/N), how often
+the product was seen, and how many visitors are online.
 
 Or with curl, as visitor "demo":
 
-    curl -b sessionid=demo $url/product/42
+    curl -b sessionid=demo $url/product/4
     curl -b sessionid=demo $url/product/7
     curl -b sessionid=demo $url/history.json
 
@@ -129,7 +181,7 @@ see what nginx recorded, most recent first:
 how many are online and how often products were seen:
 
     curl $url/online.json
-    curl '$url/views.json?ids=42,7'
+    curl '$url/views.json?ids=4,7'
 
 and forget your history:
 

@@ -197,6 +197,7 @@ DBSIZE => 1
     }
 
     history_key $visitor;
+    history_key_pattern "^(user:)?[a-z0-9]+$";
 --- config
     location ~ ^/product/(\d+)$ {
         history_record $1;
@@ -323,6 +324,7 @@ LRANGE history:abc 0 -1 => 5
 === TEST 14: the key is sent binary-safe: a cookie cannot inject a command
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_key_pattern off;
 --- config
     location ~ ^/product/(\d+)$ {
         history_record $1;

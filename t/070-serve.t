@@ -137,6 +137,7 @@ Cookie: sessionid=abc
 === TEST 7: odd ids are escaped in JSON and left out of text
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_length 10;
 --- config
     location = /json {
         history_serve;
@@ -152,8 +153,8 @@ RPUSH history:abc "x\"y" "a\\b" "ctl\x01" "caf\xc3\xa9" "a,b" "<s>"
 --- more_headers
 Cookie: sessionid=abc
 --- response_body eval
-['["x\"y","a\\\\b","ctl\u0001","caf' . "\xc3\xa9" . '","a,b","<s>"]',
- 'x"y,a\\b,caf' . "\xc3\xa9" . ',<s>']
+['["x\"y","a\\\\b","ctl\u0001","caf' . "\xc3\xa9" . '","a,b","\u003cs\u003e"]',
+ 'a\\b,caf' . "\xc3\xa9"]
 --- no_error_log
 [error]
 
@@ -162,6 +163,7 @@ Cookie: sessionid=abc
 === TEST 8: a list over 16 KB is read completely
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_length 100;
 --- config
     location = /_history {
         history_serve text;

@@ -171,7 +171,7 @@ X-History: 5,4
 --- request
 GET /product/5
 --- response_headers_like
-Set-Cookie: vid=[0-9a-f]{32}; Expires=\w{3}, \d\d-\w{3}-\d\d(\d\d)? \d\d:\d\d:\d\d GMT; Max-Age=7776000; Path=/
+Set-Cookie: vid=[0-9a-f]{32}; Expires=\w{3}, \d\d-\w{3}-\d\d(\d\d)? \d\d:\d\d:\d\d GMT; Max-Age=7776000; Path=/; HttpOnly; SameSite=Lax
 --- response_body_like
 ^visitor [0-9a-f]{32}$
 --- redis
@@ -190,6 +190,7 @@ DBSIZE => 1
                    secure httponly samesite=strict;
 
     location = /t {
+        history_record 1;
         return 200 "ok\n";
     }
 --- request
@@ -205,15 +206,16 @@ Set-Cookie: shop_visitor=[0-9a-f]{32}; Expires=[^;]+; Max-Age=3600; Domain=\.exa
 --- http_config
     history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
-    history_cookie vid expires=off samesite=lax;
+    history_cookie vid expires=off;
 
     location = /t {
+        history_record 1;
         return 200 "ok\n";
     }
 --- request
 GET /t
 --- response_headers_like
-Set-Cookie: vid=[0-9a-f]{32}; Path=/; SameSite=Lax
+Set-Cookie: vid=[0-9a-f]{32}; Path=/; HttpOnly; SameSite=Lax
 --- no_error_log
 [error]
 

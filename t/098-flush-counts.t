@@ -3,7 +3,9 @@
 # examples/flush_counts.py against the real Redis, while nginx counts: the
 # job runs again and again during the traffic, dies once after staging and
 # once after committing, and in the end the table holds every view exactly
-# once.
+# once.  Among the counters, some the module keeps for ids that are not
+# UTF-8 (history_id_pattern off), and keys of other writers under the
+# job's patterns, which it leaves alone.
 
 use strict;
 use warnings;
@@ -35,6 +37,11 @@ http {
             history_count $1 daily;
             return 200 "page $1\n";
         }
+        location ~ ^/odd/(.+)$ {
+            history_id_pattern off;
+            history_count $1;
+            return 200 "odd\n";
+        }
     }
 }
 END
@@ -51,9 +58,11 @@ sub flush {
     return system("$job 2>>$p{root}/flush.log") >> 8;
 }
 
+# page ids as the table has them: text, or "blob:" and the bytes in hex
+
 sub table {
     my %views = map { split /\t/ } split /\n/,
-        `$python -c 'import sqlite3; [print("%s\\t%d" % r) for r in sqlite3.connect("$db").execute("SELECT page_id, views FROM page_views")]'`;
+        `$python -c 'import sqlite3, sys; [sys.stdout.buffer.write(b"%s\\t%d\\n" % (p.encode() if isinstance(p, str) else b"blob:" + p.hex().encode(), v)) for p, v in sqlite3.connect("$db").execute("SELECT page_id, views FROM page_views")]'`;
     return \%views;
 }
 
@@ -61,11 +70,30 @@ my $views = 2000;
 my %expected;
 $expected{$_ % 20 + 1}++ for 1 .. $views;
 
+# counters of ids that are not UTF-8, or are
+
+for (['%FF', 'blob:ff', 3], ['caf%C3%A9', "caf\xc3\xa9", 2]) {
+    my ($path, $page, $n) = @$_;
+    for (1 .. $n) {
+        my ($status) = get("/odd/$path");
+        is($status, 200, "/odd/$path counted");
+    }
+    $expected{$page} = $n;
+    $views += $n;
+}
+
+# keys of other writers where the job looks: a list, a string that is no
+# count, a staging key of no run of the job's
+
+redis('RPUSH', 'history:views:list', 'x');
+redis('SET', 'history:views:junk', 'abc');
+redis('SET', "history:flushing:\xff\xfe:1", '5');
+
 my $pid = fork // die "fork: $!";
 
 if ($pid == 0) {
     # the child must not run the END blocks that stop Redis and nginx
-    for my $i (1 .. $views) {
+    for my $i (1 .. 2000) {
         my ($status) = get('/page/' . ($i % 20 + 1));
         $status == 200 or POSIX::_exit(1);
         sleep 0.004 if $i % 4 == 0;
@@ -83,7 +111,7 @@ for my $run (1 .. 8) {
 
 waitpid($pid, 0);
 
-is($?, 0, "$views pages answered while the job ran");
+is($?, 0, "2000 pages answered while the job ran");
 cmp_ok($during, '>=', 6, "$during of 8 runs of the job during the traffic");
 is($died, 2, 'it died twice, after staging and after committing');
 
@@ -101,8 +129,14 @@ for (1 .. 50) {
 
 is($total, $views, 'every view reached the table');
 is_deeply(table(), \%expected, 'each page exactly once per view');
-is(redis('KEYS', 'history:flushing:*'), '', 'no staging keys left');
-like(redis('KEYS', 'history:views:*'), qr/^history:views:\d+:\d{4}-\d\d-\d\d/,
-     'only the per-day counters stay in Redis');
+is(redis('KEYS', 'history:flushing:*'), "history:flushing:\xff\xfe:1",
+   'no staging keys of the job left, the other one untouched');
+is(redis('GET', "history:flushing:\xff\xfe:1"), 5, 'its value too');
+is(redis('LRANGE', 'history:views:list', 0, -1), 'x', 'the list left alone');
+is(redis('GET', 'history:views:junk'), 'abc', 'the string left alone');
+is(join(' ', sort grep { !/^history:views:\d+:\d{4}-\d\d-\d\d$/ }
+                      split /\n/, redis('KEYS', 'history:views:*')),
+   join(' ', sort { $a cmp $b } map { "history:views:$_" } qw(junk list)),
+   'only the per-day counters and the other keys stay in Redis');
 
 done_testing();

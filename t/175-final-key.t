@@ -93,6 +93,8 @@ DBSIZE => 3
         ""       $cookie_sessionid;
         default  user:$cookie_user;
     }
+
+    history_key_pattern "^(user:)?[A-Za-z0-9]+$";
 --- config
     history_key $cookie_sessionid;
     set $early $history_key;

@@ -24,7 +24,10 @@ sub proc_setup {
     $p{nginx} = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     $p{module} = $ENV{TEST_NGINX_LOAD_MODULES};
     $p{rport} = ($ENV{TEST_NGINX_REDIS_PORT} || 16379) + $args{offset};
-    $p{hport} = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + $args{offset};
+    # the block-format runner's port (t/lib/Test/Nginx/Util.pm), so that
+    # TEST_NGINX_PORT moves the scripts' nginx too
+    $p{hport} = ($ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
+                 || 1984) + $args{offset};
     $p{root} = ($ENV{TEST_NGINX_SERVROOT} || "$ENV{PWD}/t/servroot")
                . "-$args{name}";
 
@@ -35,8 +38,27 @@ sub proc_setup {
     $conf =~ s/\$REDIS_PORT\b/$p{rport}/g;
     $conf =~ s/\$HTTP_PORT\b/$p{hport}/g;
 
+    # workers run as the block-format runner's do (t/lib/Test/Nginx/Util.pm):
+    # as TEST_NGINX_WORKER_USER, or, under root, as root, since nginx's
+    # default, nobody, cannot enter a checkout in a mode 700 directory
+    # such as /root; a script that names its own user keeps it
+    my $user = '';
+    if ($conf !~ /^\s*user\s/m) {
+        if (defined $ENV{TEST_NGINX_WORKER_USER}) {
+            $user = "user $ENV{TEST_NGINX_WORKER_USER};\n";
+        } elsif ($> == 0) {
+            $user = "user root;\n";
+        }
+    }
+
+    # nginx's default access log is /var/log/nginx/access.log, which only
+    # root may open: the scripts' nginx logs in its own prefix, as the
+    # block-format runner's does, unless a script says otherwise (a later
+    # access_log of the http block adds to it, "off" turns it off)
+    $conf =~ s/^(\s*http\s*\{[^\n]*\n)/$1    access_log logs\/access.log;\n/m;
+
     open my $fh, '>', "$p{root}/conf/nginx.conf" or die $!;
-    print $fh "load_module $p{module};\n", $conf;
+    print $fh "load_module $p{module};\n", $user, $conf;
     close $fh;
 
     return %p;

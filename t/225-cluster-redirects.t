@@ -13,11 +13,6 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-BEGIN {
-    $ENV{TEST_NGINX_SERVER_PORT} //= $ENV{TEST_NGINX_PORT}
-        if $ENV{TEST_NGINX_PORT};
-}
-
 use HistoryProc;
 
 plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set'

@@ -16,11 +16,6 @@ use Test::More;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
-BEGIN {
-    $ENV{TEST_NGINX_SERVER_PORT} //= $ENV{TEST_NGINX_PORT}
-        if $ENV{TEST_NGINX_PORT};
-}
-
 use HistoryProc;
 
 plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set'
@@ -51,6 +46,7 @@ http {
         }
         location ~ ^/tagged/(\\d+)\$ {
             history_key "m{\$arg_t}\$arg_v";
+            history_key_pattern "^m\\{[a-z]+\\}[0-9]+\$";
             history_record \$1;
             return 200 "tagged \$1\\n";
         }
@@ -61,6 +57,7 @@ http {
         }
         location = /tagged-history {
             history_key "m{\$arg_t}\$arg_v";
+            history_key_pattern "^m\\{[a-z]+\\}[0-9]+\$";
             history_serve json;
         }
         location = /header {
