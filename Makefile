@@ -11,6 +11,9 @@
 #   make test-deb      load the built package's module into Debian's nginx
 #   make test-fresh    README's set-up in a throw-away Debian 12 (debootstrap)
 #   make bench         the benchmark (bench/, docs/performance.md)
+#   make fuzz          the libFuzzer harnesses, FUZZ_SECONDS (60) each
+#   make fuzz-regress  each harness once over its seeds and findings
+#                      (more: make -f fuzz/Makefile help)
 #   make deps          install the Debian packages of build, run and test
 #   make clean         remove build/
 #   make help          this text
@@ -112,7 +115,7 @@ BUILD_PKGS =        gcc libc6-dev make \
 RUN_PKGS =          redis-server redis-tools curl
 # procps: pgrep, for the tests that watch nginx's processes;
 # python3-redis: for examples/flush_counts.py and its test;
-# wrk: for the faults under load (t/130-load.t)
+# wrk: for the faults under load (t/proc/130-load.t)
 TEST_PKGS =         redis-server redis-tools curl \
                     libtest-base-perl libtext-diff-perl liburi-perl \
                     libwww-perl libredis-perl procps \
@@ -164,6 +167,18 @@ RUN_NGINX ?=        $(if $(SAN_OPT),$(TOP)/scripts/nginx-san,$(NGINX))
 all: build
 
 build: deps-build $(SO)
+
+# the fuzzing harnesses have a Makefile of their own (fuzz/Makefile)
+
+.PHONY: fuzz fuzz-regress
+
+fuzz:
+	@$(MAKE) -f $(TOP)/fuzz/Makefile run \
+	    $(if $(FUZZ_SECONDS),FUZZ_SECONDS=$(FUZZ_SECONDS)) \
+	    $(if $(FUZZERS),FUZZERS='$(FUZZERS)')
+
+fuzz-regress:
+	@$(MAKE) -f $(TOP)/fuzz/Makefile regress
 
 help:
 	@sed -n '4,/^# Each target/{/^# Each target/d;s/^# \{0,1\}//p;}' \

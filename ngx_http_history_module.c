@@ -447,6 +447,22 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_reply=", 10) == 0) {
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+
+            /* room for one id's list at least, and an array's overhead */
+
+            n = ngx_parse_size(&s);
+            if (n == NGX_ERROR || n < 1024) {
+                return ngx_http_history_invalid(cf, cmd, &value[i],
+                                                "it must be 1k or more");
+            }
+
+            rcf->max_reply = n;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\" in \"%V\" directive",
                            &value[i], &cmd->name);
@@ -862,7 +878,7 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(hmcf->redis.connect_timeout, 1000);
     ngx_conf_init_msec_value(hmcf->redis.timeout, 1000);
-    ngx_conf_init_uint_value(hmcf->redis.queue, 10000);
+    ngx_conf_init_uint_value(hmcf->redis.queue, 30000);
 
     if (hmcf->redis.addr == NULL) {
 

@@ -752,10 +752,11 @@ fuzz_check_answer(fuzz_call_t *fc)
 
 /*
  * history_redis address [db=] [password=] [username=] [connect_timeout=]
- * [timeout=] [queue=]: the address as ngx_parse_url() takes it; db= a
- * number; password= and username= not empty, username= only with
- * password=; the timeouts positive times; queue= a positive number; no
- * other parameter.  The last of a repeated parameter counts.
+ * [timeout=] [queue=] [max_reply=]: the address as ngx_parse_url() takes
+ * it; db= a number; password= and username= not empty, username= only
+ * with password=; the timeouts positive times; queue= a positive number;
+ * max_reply= a size of 1k or more; no other parameter.  The last of a
+ * repeated parameter counts.  (sentinel= is checked by t/proc/210.)
  */
 
 static void
@@ -765,33 +766,12 @@ fuzz_check_redis(fuzz_call_t *fc)
     ngx_int_t                       n, db;
     ngx_str_t                      *v, rest, password, username;
     ngx_url_t                       u;
+    ngx_addr_t                      first;
     ngx_msec_t                      connect_timeout, timeout;
-    ngx_uint_t                      i, queue;
+    ngx_uint_t                      i, queue, naddrs, sentinel_password;
     ngx_http_history_redis_conf_t  *rcf;
 
     v = fc->value;
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = v[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(fc->cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            fuzz_want_error(fc, ngx_snprintf(fuzz_want, NGX_MAX_CONF_ERRSTR,
-                                    "%s in \"%V\" of the \"history_redis\" "
-                                    "directive", u.err, &v[1]));
-        }
-
-        FUZZ_CHECK(fc->rv == NGX_CONF_ERROR, "%s: %s, ngx_parse_url() "
-                   "fails", fuzz_line(fc), fuzz_rv(fc->rv));
-        return;
-    }
-
-    if (u.naddrs == 0) {
-        fuzz_want_invalid(fc, 1, "no address");
-        return;
-    }
 
     db = 0;
     queue = NGX_CONF_UNSET_UINT;
@@ -799,8 +779,52 @@ fuzz_check_redis(fuzz_call_t *fc)
     timeout = NGX_CONF_UNSET_MSEC;
     ngx_str_null(&password);
     ngx_str_null(&username);
+    naddrs = 0;
+    sentinel_password = 0;
 
-    for (i = 2; i <= fc->nargs; i++) {
+    /* Sentinel mode is t/proc/210-sentinel.t's */
+
+    for (i = 1; i <= fc->nargs; i++) {
+        if (fuzz_prefix(&v[i], "sentinel=", &rest)) {
+            return;
+        }
+    }
+
+    for (i = 1; i <= fc->nargs; i++) {
+
+        /* an argument without "=" is an address */
+
+        if (memchr(v[i].data, '=', v[i].len) == NULL) {
+            ngx_memzero(&u, sizeof(ngx_url_t));
+
+            u.url = v[i];
+            u.default_port = 6379;
+
+            if (ngx_parse_url(fc->cf->pool, &u) != NGX_OK) {
+                if (u.err) {
+                    fuzz_want_error(fc, ngx_snprintf(fuzz_want,
+                                    NGX_MAX_CONF_ERRSTR,
+                                    "%s in \"%V\" of the \"history_redis\" "
+                                    "directive", u.err, &v[i]));
+                }
+
+                FUZZ_CHECK(fc->rv == NGX_CONF_ERROR, "%s: %s, "
+                           "ngx_parse_url() fails", fuzz_line(fc),
+                           fuzz_rv(fc->rv));
+                return;
+            }
+
+            if (u.naddrs == 0) {
+                fuzz_want_invalid(fc, i, "no address");
+                return;
+            }
+
+            if (naddrs++ == 0) {
+                first = u.addrs[0];
+            }
+
+            continue;
+        }
 
         if (fuzz_prefix(&v[i], "db=", &rest)) {
             if (!fuzz_decimal(&rest, &db)) {
@@ -852,6 +876,22 @@ fuzz_check_redis(fuzz_call_t *fc)
 
             queue = n;
 
+        } else if (fuzz_prefix(&v[i], "sentinel_password=", &rest)) {
+            if (rest.len == 0) {
+                fuzz_want_invalid(fc, i, NULL);
+                return;
+            }
+
+            sentinel_password = 1;
+
+        } else if (fuzz_prefix(&v[i], "max_reply=", &rest)) {
+            if (ngx_parse_size(&rest) == NGX_ERROR
+                || ngx_parse_size(&rest) < 1024)
+            {
+                fuzz_want_invalid(fc, i, "it must be 1k or more");
+                return;
+            }
+
         } else {
             fuzz_want_parameter(fc, i);
             return;
@@ -865,14 +905,34 @@ fuzz_check_redis(fuzz_call_t *fc)
         return;
     }
 
+    if (naddrs == 0) {
+        fuzz_want_error(fc, ngx_sprintf(fuzz_want, "no address in "
+                                        "\"history_redis\" directive"));
+        return;
+    }
+
+    if (naddrs > 1) {
+        fuzz_want_error(fc, ngx_sprintf(fuzz_want, "several addresses in "
+                                        "\"history_redis\" directive need "
+                                        "\"sentinel=\""));
+        return;
+    }
+
+    if (sentinel_password) {
+        fuzz_want_error(fc, ngx_sprintf(fuzz_want, "\"sentinel_password=\" "
+                                        "needs \"sentinel=\" in "
+                                        "\"history_redis\" directive"));
+        return;
+    }
+
     fuzz_want_ok(fc);
 
     rcf = &fc->hmcf->redis;
 
     FUZZ_CHECK(rcf->addr != NULL
-               && rcf->addr->socklen == u.addrs[0].socklen
-               && ngx_memcmp(rcf->addr->sockaddr, u.addrs[0].sockaddr,
-                             u.addrs[0].socklen) == 0
+               && rcf->addr->socklen == first.socklen
+               && ngx_memcmp(rcf->addr->sockaddr, first.sockaddr,
+                             first.socklen) == 0
                && rcf->addr->name.len > 0,
                "%s: not the address of \"%s\"", fuzz_line(fc),
                fuzz_show(v[1].data, v[1].len));

@@ -568,7 +568,20 @@ qr{invalid value "path=/shop\tx" in "history_cookie" directive}
 
 
 
-=== TEST 44: history_redis with two addresses and no "cluster"
+=== TEST 44: history_redis with a max_reply= below 1k
+--- http_config
+    history_redis 127.0.0.1:6379 max_reply=512;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "max_reply=512" in "history_redis" directive, it must be 1k or more
+
+
+
+=== TEST 45: history_redis with two addresses and no "cluster"
 --- http_config
     history_redis 127.0.0.1:7000 127.0.0.1:7001;
 --- config
@@ -581,7 +594,7 @@ several addresses in "history_redis" directive need "sentinel=" or "cluster"
 
 
 
-=== TEST 45: history_redis with "cluster" and db=
+=== TEST 46: history_redis with "cluster" and db=
 --- http_config
     history_redis 127.0.0.1:7000 127.0.0.1:7001 cluster db=2;
 --- config
@@ -594,7 +607,7 @@ several addresses in "history_redis" directive need "sentinel=" or "cluster"
 
 
 
-=== TEST 46: history_redis with seeds and "cluster" is accepted
+=== TEST 47: history_redis with seeds and "cluster" is accepted
 --- http_config
     history_redis 127.0.0.1:7000 127.0.0.1:7001 cluster password=x
                   timeout=200ms queue=100;
@@ -609,7 +622,7 @@ ok
 
 
 
-=== TEST 47: history_redis with a bad seed among several
+=== TEST 48: history_redis with a bad seed among several
 --- http_config
     history_redis 127.0.0.1:7000 127.0.0.1:notaport cluster;
 --- config
