@@ -316,6 +316,14 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
+        if (value[i].len == 7
+            && ngx_strncmp(value[i].data, "cluster", 7) == 0)
+        {
+            /* the addresses are seeds of a Redis Cluster */
+            rcf->cluster = 1;
+            continue;
+        }
+
         if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
             == NULL)
         {
@@ -474,10 +482,25 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (addrs->nelts > 1 && !sentinel) {
+    if (addrs->nelts > 1 && !sentinel && !rcf->cluster) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "several addresses in \"%V\" directive need "
-                           "\"sentinel=\"", &cmd->name);
+                           "\"sentinel=\" or \"cluster\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->cluster && sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cluster\" cannot be used with \"sentinel=\" "
+                           "in \"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->cluster && rcf->db) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"db=\" cannot be used with \"cluster\" in "
+                           "\"%V\" directive (Redis Cluster has db 0 only)",
+                           &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -489,6 +512,7 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     rcf->addr = addrs->elts;
+    rcf->seeds = *addrs;
 
     if (sentinel) {
         rcf->sentinels = addrs;

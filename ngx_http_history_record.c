@@ -290,6 +290,9 @@ ngx_http_history_record(ngx_http_request_t *r,
 
     ngx_http_history_batch_command(&b, "EXEC");
 
+    /* the same list whether done once or twice */
+    ngx_http_history_batch_idempotent(&b);
+
     (void) ngx_http_history_link_send(link, &b, NULL, NULL);
 }
 
@@ -395,6 +398,7 @@ ngx_http_history_last_action(ngx_http_request_t *r,
     ngx_http_history_batch_number(&b, now);
     ngx_http_history_batch_arg(&b, (u_char *) "EX", 2);
     ngx_http_history_batch_number(&b, hlcf->online_timeout);
+    ngx_http_history_batch_idempotent(&b);
 
     (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
 
@@ -417,6 +421,8 @@ ngx_http_history_last_action(ngx_http_request_t *r,
         ngx_http_history_batch_key(&b, &online);
         ngx_http_history_batch_number(&b, hlcf->online_timeout);
     }
+
+    ngx_http_history_batch_idempotent(&b);
 
     (void) ngx_http_history_link_send(hmcf->link, &b, NULL, NULL);
 }

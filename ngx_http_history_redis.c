@@ -11,6 +11,7 @@
 
 #include "ngx_http_history_redis.h"
 #include "ngx_http_history_sentinel.h"
+#include "ngx_http_history_cluster.h"
 
 
 #define NGX_HTTP_HISTORY_BACKOFF_MIN    100
@@ -18,6 +19,19 @@
 #define NGX_HTTP_HISTORY_RECV_SIZE      16384
 #define NGX_HTTP_HISTORY_CHAIN_MAX      64
 #define NGX_HTTP_HISTORY_LOG_INTERVAL   60
+
+/* a cluster: the most nodes a link makes, whatever the nodes announce */
+#define NGX_HTTP_HISTORY_NODES_MAX      64
+
+/* how often a unit is sent elsewhere, or retried later */
+#define NGX_HTTP_HISTORY_REDIRECTS_MAX  5
+#define NGX_HTTP_HISTORY_RETRIES_MAX    20
+#define NGX_HTTP_HISTORY_RETRY_MIN      100
+#define NGX_HTTP_HISTORY_RETRY_MAX      1000
+
+/* ASK: this goes before the unit, in room kept in front of its commands */
+#define NGX_HTTP_HISTORY_ASKING         "*1\r\n$6\r\nASKING\r\n"
+#define NGX_HTTP_HISTORY_ASKING_LEN     (sizeof(NGX_HTTP_HISTORY_ASKING) - 1)
 
 /* read and parsed in one read event at most; the rest in a posted one */
 #define NGX_HTTP_HISTORY_READ_BUDGET    65536
@@ -126,6 +140,9 @@ struct ngx_http_history_node_s {
     time_t                         failure_logged;
     time_t                         error_logged;
     time_t                         drop_logged;
+
+    ngx_uint_t                     nslots;     /* a cluster's map gives it */
+    ngx_http_history_node_stats_t *stats;
 };
 
 
@@ -142,28 +159,65 @@ struct ngx_http_history_unit_s {
     ngx_http_history_reply_pt      handler;
     void                          *data;
     ngx_http_history_shape_t       shape;
+
+    /* a cluster's answers: where to next, and how often it went there */
+    u_char                        *commands;   /* buf.start but for ASKING */
+    ngx_uint_t                     index;      /* replies come already */
+    ngx_http_history_node_t       *target;
+    ngx_uint_t                     redirect;
+    ngx_uint_t                     redirects;
+    ngx_uint_t                     retries;
+    ngx_msec_t                     due;        /* when to retry */
+
     unsigned                       error:1;
     unsigned                       idempotent:1;
     unsigned                       resent:1;
+    unsigned                       transaction:1;
+    unsigned                       executed:1; /* some command took effect */
+    unsigned                       asking:1;
+
+    /* the link's own query: any reply to the handler, fails when down */
+    unsigned                       query:1;
 };
 
 
 struct ngx_http_history_link_s {
     ngx_http_history_redis_conf_t *conf;
     ngx_pool_t                    *pool;
-    ngx_http_history_node_t       *nodes;
-    ngx_uint_t                     nnodes;
+    ngx_array_t                    nodes;      /* ngx_http_history_node_t * */
     ngx_uint_t                     queued;
     ngx_uint_t                     tags;
     u_char                        *recv_buf;
     ngx_chain_t                    chain[NGX_HTTP_HISTORY_CHAIN_MAX];
     ngx_http_history_link_stats_t *stats;
     ngx_http_history_sentinel_t   *sentinel;
+
+    /* a cluster: its map, and units waiting to be retried */
+    ngx_http_history_cluster_t    *cluster;
+    ngx_queue_t                    retry;
+    ngx_event_t                    retry_event;
+    ngx_http_history_node_stats_t  spare;      /* nodes past the figures' */
+    time_t                         redirect_logged;
 };
 
 
+static ngx_http_history_node_t *ngx_http_history_link_node_push(
+    ngx_http_history_link_t *link, ngx_addr_t *addr);
 static ngx_int_t ngx_http_history_node_init(ngx_http_history_link_t *link,
     ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_log_t *log);
+static ngx_http_history_unit_t *ngx_http_history_unit_create(
+    ngx_http_history_link_t *link, ngx_http_history_batch_t *b,
+    ngx_http_history_reply_pt handler, void *data);
+static void ngx_http_history_node_queue(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd);
+static void ngx_http_history_node_redirect(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd, redisReply *reply);
+static void ngx_http_history_unit_redirect(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd);
+static void ngx_http_history_unit_reset(ngx_http_history_unit_t *cmd,
+    ngx_uint_t asking);
+static void ngx_http_history_link_retry_handler(ngx_event_t *ev);
+static void ngx_http_history_link_state(ngx_http_history_link_t *link);
 static ngx_int_t ngx_http_history_node_prepare(
     ngx_http_history_node_t *node);
 static ngx_http_history_node_t *ngx_http_history_link_node(
@@ -203,7 +257,6 @@ static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
 static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_unit_done(ngx_http_history_link_t *link,
     ngx_http_history_unit_t *cmd, redisReply *reply);
-static void ngx_http_history_cmd_reset(ngx_http_history_unit_t *cmd);
 static void ngx_http_history_replies_cleanup(void *data);
 static void *ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp,
     size_t size, ngx_uint_t zero);
@@ -374,10 +427,33 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
         goto failed;
     }
 
-    link->nnodes = 1;
-    link->nodes = ngx_pcalloc(pool, sizeof(ngx_http_history_node_t));
-    if (link->nodes == NULL) {
+    if (ngx_array_init(&link->nodes, pool, 4,
+                       sizeof(ngx_http_history_node_t *))
+        != NGX_OK)
+    {
         goto failed;
+    }
+
+    ngx_queue_init(&link->retry);
+
+    /* this worker's nodes, none yet (a reload reuses the figures) */
+    ngx_memzero(stats->nodes, sizeof(stats->nodes));
+
+    link->retry_event.handler = ngx_http_history_link_retry_handler;
+    link->retry_event.data = link;
+    link->retry_event.log = cycle->log;
+
+    if (rcf->cluster) {
+
+        /* the seeds first; the masters as the map names them */
+
+        link->cluster = ngx_http_history_cluster_create(link, rcf,
+                                                        cycle->log);
+        if (link->cluster == NULL) {
+            goto failed;
+        }
+
+        return link;
     }
 
     addr = rcf->addr;
@@ -394,9 +470,9 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
         addr = ngx_http_history_sentinel_addr(link->sentinel);
     }
 
-    if (ngx_http_history_node_init(link, &link->nodes[0], addr, cycle->log)
-        != NGX_OK)
-    {
+    /* the address itself: a Sentinel changes it where it is */
+
+    if (ngx_http_history_link_node_push(link, addr) == NULL) {
         goto failed;
     }
 
@@ -410,6 +486,119 @@ failed:
 
     ngx_destroy_pool(pool);
     return NULL;
+}
+
+
+/*
+ * The node of an address, made if there is none: with a single server at
+ * start-up, connecting at once; in a cluster as the map or a redirect
+ * names it, connecting once it has work.
+ */
+
+ngx_http_history_node_t *
+ngx_http_history_link_node_add(ngx_http_history_link_t *link,
+    struct sockaddr *sockaddr, socklen_t socklen)
+{
+    u_char                    text[NGX_SOCKADDR_STRLEN];
+    ngx_uint_t                i, n;
+    ngx_addr_t               *addr;
+    ngx_http_history_node_t **nodes;
+
+    nodes = link->nodes.elts;
+    n = link->nodes.nelts;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_cmp_sockaddr(nodes[i]->peer.sockaddr, nodes[i]->peer.socklen,
+                             sockaddr, socklen, 1)
+            == NGX_OK)
+        {
+            return nodes[i];
+        }
+    }
+
+    if (n == NGX_HTTP_HISTORY_NODES_MAX) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "history: more than %d redis nodes, no more are made",
+                      NGX_HTTP_HISTORY_NODES_MAX);
+        return NULL;
+    }
+
+    addr = ngx_pcalloc(link->pool, sizeof(ngx_addr_t));
+    if (addr == NULL) {
+        return NULL;
+    }
+
+    addr->sockaddr = ngx_pnalloc(link->pool, socklen);
+    if (addr->sockaddr == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(addr->sockaddr, sockaddr, socklen);
+    addr->socklen = socklen;
+
+    addr->name.len = ngx_sock_ntop(sockaddr, socklen, text,
+                                   NGX_SOCKADDR_STRLEN, 1);
+    addr->name.data = ngx_pnalloc(link->pool, addr->name.len);
+    if (addr->name.data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(addr->name.data, text, addr->name.len);
+
+    return ngx_http_history_link_node_push(link, addr);
+}
+
+
+/* a new node of the link, at that address */
+
+static ngx_http_history_node_t *
+ngx_http_history_link_node_push(ngx_http_history_link_t *link,
+    ngx_addr_t *addr)
+{
+    ngx_uint_t                 n;
+    ngx_http_history_node_t   *node, **np;
+
+    n = link->nodes.nelts;
+
+    node = ngx_pcalloc(link->pool, sizeof(ngx_http_history_node_t));
+    np = ngx_array_push(&link->nodes);
+
+    if (node == NULL || np == NULL) {
+        return NULL;
+    }
+
+    /* the figures of the first nodes; the others share a spare */
+
+    if (link->conf->cluster && n < NGX_HTTP_HISTORY_STATS_NODES) {
+        node->stats = &link->stats->nodes[n];
+        ngx_memzero(node->stats, sizeof(ngx_http_history_node_stats_t));
+        ngx_memcpy(node->stats->addr, addr->name.data, addr->name.len);
+        node->stats->addr[addr->name.len] = '\0';
+        node->stats->used = 1;
+
+    } else {
+        node->stats = &link->spare;
+    }
+
+    *np = node;
+
+    if (ngx_http_history_node_init(link, node, addr, ngx_cycle->log)
+        != NGX_OK)
+    {
+        link->nodes.nelts--;
+        return NULL;
+    }
+
+    return node;
+}
+
+
+ngx_http_history_node_t **
+ngx_http_history_link_nodes(ngx_http_history_link_t *link, ngx_uint_t *n)
+{
+    *n = link->nodes.nelts;
+
+    return link->nodes.elts;
 }
 
 
@@ -465,7 +654,9 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     node->flush.data = node;
     node->flush.log = &node->log;
 
-    ngx_http_history_node_connect(node);
+    if (!link->conf->cluster) {
+        ngx_http_history_node_connect(node);
+    }
 
     return NGX_OK;
 }
@@ -551,8 +742,8 @@ ngx_http_history_node_prepare(ngx_http_history_node_t *node)
 void
 ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 {
-    ngx_uint_t                i, left;
-    ngx_http_history_node_t  *node;
+    ngx_uint_t                 i, left;
+    ngx_http_history_node_t   *node, **nodes;
 
     left = link->queued;
 
@@ -560,11 +751,31 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
         ngx_http_history_sentinel_destroy(link->sentinel);
     }
 
-    for (i = 0; i < link->nnodes; i++) {
-        node = &link->nodes[i];
+    if (link->retry_event.timer_set) {
+        ngx_del_timer(&link->retry_event);
+    }
+
+    while (!ngx_queue_empty(&link->retry)) {
+        link->stats->dropped++;
+        ngx_http_history_unit_done(link,
+                                   ngx_queue_data(ngx_queue_head(&link->retry),
+                                                  ngx_http_history_unit_t,
+                                                  queue),
+                                   NULL);
+    }
+
+    nodes = link->nodes.elts;
+
+    for (i = 0; i < link->nodes.nelts; i++) {
+        node = nodes[i];
+        node->stats->connected = 0;
 
         if (node->reconnect.timer_set) {
             ngx_del_timer(&node->reconnect);
+        }
+
+        if (node->reconnect.posted) {
+            ngx_delete_posted_event(&node->reconnect);
         }
 
         if (node->flush.posted) {
@@ -593,6 +804,10 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
                       left);
     }
 
+    if (link->cluster) {
+        ngx_http_history_cluster_destroy(link->cluster);
+    }
+
     ngx_destroy_pool(link->pool);
 }
 
@@ -602,14 +817,10 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
     ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
     void *data)
 {
-    u_char                   *p, tag[NGX_INT_T_LEN];
-    size_t                    size, tlen[2];
-    ngx_uint_t                k, tagged;
-    ngx_queue_t              *q;
-    const char               *targv[2];
-    ngx_http_history_command_t  targ;
-    ngx_http_history_unit_t  *cmd, *old;
-    ngx_http_history_node_t  *node;
+    ngx_uint_t                 i;
+    ngx_queue_t               *q;
+    ngx_http_history_unit_t   *cmd, *old;
+    ngx_http_history_node_t   *node, *from, **nodes;
 
     if (b->overflow || b->crossslot || b->ncommands == 0) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
@@ -622,17 +833,141 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
 
     node = ngx_http_history_link_node(link, b->slot);
 
+    cmd = ngx_http_history_unit_create(link, b, handler, data);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, &node->log, 0,
+                   "history: redis unit %p for \"%V\": %ui commands, "
+                   "%uz bytes, slot %ui",
+                   cmd, &b->key, b->ncommands,
+                   (size_t) (cmd->buf.last - cmd->buf.pos), b->slot);
+
+    if (link->queued >= link->conf->queue) {
+
+        /*
+         * full: the oldest work not yet on the wire makes room, on the
+         * node with the most waiting (in a cluster, the one that is away,
+         * so that the others' work goes on landing)
+         */
+
+        from = node;
+        nodes = link->nodes.elts;
+
+        for (i = 0; i < link->nodes.nelts; i++) {
+            if (nodes[i]->npending > from->npending) {
+                from = nodes[i];
+            }
+        }
+
+        old = NULL;
+
+        for (q = ngx_queue_head(&from->pending);
+             q != ngx_queue_sentinel(&from->pending);
+             q = ngx_queue_next(q))
+        {
+            old = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+            if (old->buf.pos == old->buf.start && !old->query) {
+                break;
+            }
+
+            old = NULL;
+        }
+
+        ngx_http_history_node_log_drop(from);
+
+        if (old == NULL && !ngx_queue_empty(&link->retry)) {
+            /* a cluster that is down: the oldest waiting for a retry */
+            link->stats->dropped++;
+            ngx_http_history_unit_done(link,
+                                   ngx_queue_data(ngx_queue_head(&link->retry),
+                                                  ngx_http_history_unit_t,
+                                                  queue),
+                                   NULL);
+
+        } else if (old == NULL) {
+            /* accepted and dropped at once, so that the figures add up */
+            link->stats->queued++;
+            link->stats->dropped++;
+            node->down_dropped++;
+            ngx_free(cmd);
+            return NULL;
+
+        } else {
+            ngx_http_history_node_drop(from, old);
+        }
+    }
+
+    link->queued++;
+    link->stats->queued++;
+    link->stats->depth = link->queued;
+
+    ngx_http_history_node_queue(node, cmd);
+
+    return cmd;
+}
+
+
+/*
+ * A unit of the link's own (a cluster's map) to one node: it has any
+ * reply, an error too, and fails at once if the connection does.
+ */
+
+ngx_int_t
+ngx_http_history_node_query(ngx_http_history_node_t *node,
+    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
+    void *data)
+{
+    ngx_http_history_unit_t  *cmd;
+
+    if (b->overflow || b->ncommands == 0) {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_http_history_unit_create(node->link, b, handler, data);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->query = 1;
+    cmd->idempotent = 0;
+
+    node->link->queued++;
+    node->link->stats->depth = node->link->queued;
+
+    ngx_http_history_node_queue(node, cmd);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A unit: its commands formatted once, behind room for an ASKING that a
+ * cluster's ASK puts in front of them, and, when someone waits for its
+ * reply, followed by "PING <tag>": the reply is handed over only once the
+ * tag has come back, so that a reply slipped into the stream cannot give
+ * a request another's answer.  The shape of each reply follows.
+ */
+
+static ngx_http_history_unit_t *
+ngx_http_history_unit_create(ngx_http_history_link_t *link,
+    ngx_http_history_batch_t *b, ngx_http_history_reply_pt handler,
+    void *data)
+{
+    u_char                      *p, *start, tag[NGX_INT_T_LEN];
+    size_t                       size, asking, tlen[2];
+    ngx_uint_t                   k, tagged;
+    const char                  *targv[2];
+    ngx_http_history_unit_t     *cmd;
+    ngx_http_history_command_t   targ;
+
     size = 0;
 
     for (k = 0; k < b->ncommands; k++) {
         size += ngx_http_history_format_size(&b->command[k]);
     }
-
-    /*
-     * A unit whose reply goes to someone ends with "PING <tag>": its reply
-     * is handed over only once the tag has come back, so that a reply
-     * slipped into the stream cannot give a request another's answer.
-     */
 
     tagged = (handler != NULL);
 
@@ -649,8 +984,10 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
         size += ngx_http_history_format_size(&targ);
     }
 
-    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + size + b->ncommands + tagged,
-                    &node->log);
+    asking = link->cluster ? NGX_HTTP_HISTORY_ASKING_LEN : 0;
+
+    cmd = ngx_alloc(sizeof(ngx_http_history_unit_t) + asking + size
+                    + b->ncommands + tagged, ngx_cycle->log);
     if (cmd == NULL) {
         return NULL;
     }
@@ -658,10 +995,13 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
     ngx_memzero(cmd, sizeof(ngx_http_history_unit_t));
 
     p = (u_char *) &cmd[1];
+    p = ngx_cpymem(p, NGX_HTTP_HISTORY_ASKING, asking);
+    start = p;
 
-    cmd->buf.start = p;
-    cmd->buf.pos = p;
-    cmd->buf.end = p + size;
+    cmd->commands = start;
+    cmd->buf.start = start;
+    cmd->buf.pos = start;
+    cmd->buf.end = start + size;
     cmd->buf.memory = 1;
 
     for (k = 0; k < b->ncommands; k++) {
@@ -681,16 +1021,25 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
     cmd->shape.kind = cmd->buf.end;
     cmd->shape.n = b->ncommands + tagged;
 
-    /* a unit someone waits for is not sent again: it gets its answer */
+    /*
+     * A unit someone waits for is not sent again: it gets its answer.
+     * Others are when every command may run twice, or when the caller
+     * says the unit as a whole may (the history transaction).
+     */
 
     cmd->idempotent = !tagged;
 
     for (k = 0; k < b->ncommands; k++) {
-        cmd->shape.kind[k] = (u_char) ngx_http_history_shape_kind(&b->command[k]);
+        cmd->shape.kind[k] =
+                       (u_char) ngx_http_history_shape_kind(&b->command[k]);
 
         if (!ngx_http_history_command_kinds[cmd->shape.kind[k]].idempotent) {
             cmd->idempotent = 0;
         }
+    }
+
+    if (b->idempotent && !tagged) {
+        cmd->idempotent = 1;
     }
 
     if (tagged) {
@@ -698,65 +1047,64 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
     }
 
     cmd->slot = b->slot;
-    cmd->replies = b->ncommands + tagged;
+    cmd->replies = cmd->shape.n;
     cmd->handler = handler;
     cmd->data = data;
+    cmd->transaction = b->command[0].argc == 1
+                       && b->command[0].argvlen[0] == 5
+                       && ngx_strncmp(b->command[0].argv[0], "MULTI", 5) == 0;
 
-    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, &node->log, 0,
-                   "history: redis unit %p for \"%V\": %ui commands, "
-                   "%uz bytes, slot %ui",
-                   cmd, &b->key, b->ncommands, size, b->slot);
+    return cmd;
+}
 
-    if (link->queued >= link->conf->queue) {
 
-        /* full: the oldest work not yet on the wire makes room */
+/* as new, or for another node: with ASKING in front, or not */
 
-        old = NULL;
+static void
+ngx_http_history_unit_reset(ngx_http_history_unit_t *cmd, ngx_uint_t asking)
+{
+    cmd->asking = asking;
+    cmd->buf.start = asking ? cmd->commands - NGX_HTTP_HISTORY_ASKING_LEN
+                            : cmd->commands;
+    cmd->buf.pos = cmd->buf.start;
+    cmd->replies = cmd->shape.n + (asking ? 1 : 0);
+    cmd->index = 0;
+    cmd->shape.next = 0;
+    cmd->shape.multi = 0;
+    cmd->shape.aborted = 0;
+    cmd->error = 0;
+    cmd->executed = 0;
+    cmd->redirect = NGX_HTTP_HISTORY_REPLY_ERROR;
+    cmd->target = NULL;
+}
 
-        for (q = ngx_queue_head(&node->pending);
-             q != ngx_queue_sentinel(&node->pending);
-             q = ngx_queue_next(q))
-        {
-            old = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
-            if (old->buf.pos == old->buf.start) {
-                break;
-            }
+/* a unit onto a node's queue; a node of a cluster connects when needed */
 
-            old = NULL;
-        }
-
-        ngx_http_history_node_log_drop(node);
-
-        if (old == NULL) {
-            /* accepted and dropped at once, so that the figures add up */
-            link->stats->queued++;
-            link->stats->dropped++;
-            node->down_dropped++;
-            ngx_free(cmd);
-            return NULL;
-        }
-
-        ngx_http_history_node_drop(node, old);
-    }
-
+static void
+ngx_http_history_node_queue(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd)
+{
     ngx_queue_insert_tail(&node->pending, &cmd->queue);
     node->npending++;
-    link->queued++;
-    link->stats->queued++;
-    link->stats->depth = link->queued;
 
     if (node->state >= NGX_HTTP_HISTORY_NODE_HANDSHAKE) {
         if (!node->flush.posted) {
             ngx_post_event(&node->flush, &ngx_posted_events);
         }
 
-    } else {
-        /* work is waiting: it keeps an exiting worker until flushed */
-        node->reconnect.cancelable = 0;
+        return;
     }
 
-    return cmd;
+    /* work is waiting: it keeps an exiting worker until flushed */
+    node->reconnect.cancelable = 0;
+
+    if (node->state == NGX_HTTP_HISTORY_NODE_DOWN
+        && node->link->cluster
+        && !node->reconnect.timer_set && !node->reconnect.posted)
+    {
+        ngx_post_event(&node->reconnect, &ngx_posted_events);
+    }
 }
 
 
@@ -791,9 +1139,17 @@ ngx_http_history_link_up(ngx_http_history_link_t *link, ngx_str_t *key)
 static ngx_http_history_node_t *
 ngx_http_history_link_node(ngx_http_history_link_t *link, ngx_uint_t slot)
 {
+    ngx_http_history_node_t  **nodes;
+
+    if (link->cluster) {
+        return ngx_http_history_cluster_node(link->cluster, slot);
+    }
+
     /* a single server: every slot lives on the first node */
 
-    return &link->nodes[0];
+    nodes = link->nodes.elts;
+
+    return nodes[0];
 }
 
 
@@ -889,11 +1245,13 @@ ngx_http_history_link_moved(void *data)
 {
     ngx_http_history_link_t  *link = data;
 
-    ngx_uint_t                i;
-    ngx_http_history_node_t  *node;
+    ngx_uint_t                 i;
+    ngx_http_history_node_t   *node, **nodes;
 
-    for (i = 0; i < link->nnodes; i++) {
-        node = &link->nodes[i];
+    nodes = link->nodes.elts;
+
+    for (i = 0; i < link->nodes.nelts; i++) {
+        node = nodes[i];
 
         if (node->peer.connection) {
             ngx_http_history_node_close(node);
@@ -1097,7 +1455,9 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
                 ngx_queue_remove(&cmd->queue);
                 ngx_queue_insert_tail(&node->inflight, &cmd->queue);
                 node->npending--;
-                link->stats->sent++;
+                if (!cmd->query) {
+                    link->stats->sent++;
+                }
             }
         }
 
@@ -1321,6 +1681,24 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
     cmd = ngx_queue_data(ngx_queue_head(&node->inflight),
                          ngx_http_history_unit_t, queue);
 
+    if (cmd->asking && cmd->index == 0) {
+
+        /* ASKING, put in front of the unit for an ASK */
+
+        cmd->index++;
+        cmd->replies--;
+
+        if (reply->type != REDIS_REPLY_STATUS) {
+            ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                          "redis answered ASKING with a reply of the "
+                          "wrong shape, +OK expected");
+            return NGX_ERROR;
+        }
+
+        ngx_http_history_reader_release(&node->replies);
+        return NGX_OK;
+    }
+
     kind = cmd->shape.kind[cmd->shape.next];
     readonly = 0;
 
@@ -1340,7 +1718,14 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
         node->held = NULL;
 
     } else {
-        if (ngx_http_history_reply_failed(reply)) {
+        if (cmd->query) {
+            /* the link's own: any reply goes to its handler */
+
+        } else if (node->link->cluster) {
+            ngx_http_history_node_redirect(node, cmd, reply);
+            cmd->index++;
+
+        } else if (ngx_http_history_reply_failed(reply)) {
             cmd->error = 1;
             ngx_http_history_node_log_reply(node, reply);
 
@@ -1362,7 +1747,19 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
     }
 
     if (--cmd->replies == 0) {
-        ngx_http_history_unit_done(node->link, cmd, reply);
+        if (cmd->redirect != NGX_HTTP_HISTORY_REPLY_ERROR
+            && (!cmd->executed || cmd->idempotent))
+        {
+            ngx_http_history_unit_redirect(node, cmd);
+
+        } else {
+            if (cmd->redirect != NGX_HTTP_HISTORY_REPLY_ERROR) {
+                /* partly done here: not twice */
+                cmd->error = 1;
+            }
+
+            ngx_http_history_unit_done(node->link, cmd, reply);
+        }
 
         if (!node->up && !readonly) {
             ngx_http_history_node_up(node);
@@ -1507,7 +1904,7 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
 {
     time_t                    now;
     ngx_msec_t                delay;
-    ngx_queue_t              *q;
+    ngx_queue_t              *q, *next;
     ngx_http_history_unit_t  *cmd;
     ngx_http_history_link_t  *link;
 
@@ -1519,7 +1916,8 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
     node->up = 0;
     node->resolved = 0;
-    link->stats->state = 0;
+    node->stats->connected = 0;
+    ngx_http_history_link_state(link);
     node->log.action = NULL;
 
     if (node->down_since == 0) {
@@ -1574,22 +1972,53 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
         q = ngx_queue_last(&node->inflight);
         cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
-        if (cmd->idempotent && !cmd->resent) {
+        if (cmd->idempotent && !cmd->resent && !cmd->query) {
             ngx_queue_remove(q);
-            ngx_http_history_cmd_reset(cmd);
+            ngx_http_history_unit_reset(cmd, cmd->asking);
             cmd->resent = 1;
             ngx_queue_insert_head(&node->pending, q);
             node->npending++;
+            link->stats->resent++;
             continue;
         }
 
-        link->stats->failed++;
-        node->down_failed++;
+        if (!cmd->query) {
+            link->stats->failed++;
+            node->down_failed++;
+        }
+
         ngx_http_history_unit_done(link, cmd, NULL);
+    }
+
+    /* the link's own queries fail at once, waiting or not */
+
+    for (q = ngx_queue_head(&node->pending);
+         q != ngx_queue_sentinel(&node->pending);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+        if (cmd->query) {
+            node->npending--;
+            ngx_http_history_unit_done(link, cmd, NULL);
+        }
+    }
+
+    if (link->cluster) {
+        /* the map may have changed: a failover, a node gone */
+        ngx_http_history_cluster_refresh(link->cluster);
+        ngx_http_history_link_reroute(link);
     }
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         ngx_http_history_node_drop_all(node);
+        return;
+    }
+
+    if (link->cluster && node->nslots == 0 && node->npending == 0) {
+        /* no longer a master the map names, nothing to do: let it go */
+        node->backoff = 0;
         return;
     }
 
@@ -1633,7 +2062,8 @@ ngx_http_history_node_up(ngx_http_history_node_t *node)
 {
     node->up = 1;
     node->backoff = 0;
-    node->link->stats->state = 1;
+    node->stats->connected = 1;
+    ngx_http_history_link_state(node->link);
 
     if (node->down_since) {
 
@@ -1716,8 +2146,11 @@ ngx_http_history_node_drop(ngx_http_history_node_t *node,
     ngx_http_history_unit_t *cmd)
 {
     node->npending--;
-    node->down_dropped++;
-    node->link->stats->dropped++;
+
+    if (!cmd->query) {
+        node->down_dropped++;
+        node->link->stats->dropped++;
+    }
 
     ngx_http_history_unit_done(node->link, cmd, NULL);
 }
@@ -1753,6 +2186,15 @@ ngx_http_history_unit_done(ngx_http_history_link_t *link,
     link->queued--;
     link->stats->depth = link->queued;
 
+    if (cmd->query) {
+        if (cmd->handler) {
+            cmd->handler(cmd->data, reply);
+        }
+
+        ngx_free(cmd);
+        return;
+    }
+
     if (reply) {
         if (cmd->error) {
             link->stats->errors++;
@@ -1770,17 +2212,343 @@ ngx_http_history_unit_done(ngx_http_history_link_t *link,
 }
 
 
-/* as it was before it was written */
+/*
+ * In a cluster an error may be a redirect: the first one says where the
+ * unit goes next, and it goes there whole when its last reply is in, if
+ * nothing of it took effect here (a transaction answered with MOVED or ASK
+ * for its commands and EXECABORT for EXEC took none) or it may run twice.
+ * Returns whether the reply was a redirect, not an error of the unit's.
+ */
 
 static void
-ngx_http_history_cmd_reset(ngx_http_history_unit_t *cmd)
+ngx_http_history_node_redirect(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd, redisReply *reply)
 {
-    cmd->buf.pos = cmd->buf.start;
-    cmd->replies = cmd->shape.n;
-    cmd->shape.next = 0;
-    cmd->shape.multi = 0;
-    cmd->shape.aborted = 0;
-    cmd->error = 0;
+    ngx_uint_t                    first, i;
+    ngx_http_history_node_t      *target;
+    ngx_http_history_redirect_e   rc;
+
+    first = cmd->asking ? 1 : 0;
+    i = cmd->index - first;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+
+        rc = ngx_http_history_cluster_redirect(node->link->cluster, node,
+                                               reply, &target);
+
+        switch (rc) {
+
+        case NGX_HTTP_HISTORY_REPLY_MOVED:
+        case NGX_HTTP_HISTORY_REPLY_ASK:
+        case NGX_HTTP_HISTORY_REPLY_TRYAGAIN:
+        case NGX_HTTP_HISTORY_REPLY_CLUSTERDOWN:
+
+            if (cmd->redirect == NGX_HTTP_HISTORY_REPLY_ERROR) {
+                cmd->redirect = rc;
+                cmd->target = target;
+            }
+
+            return;
+
+        case NGX_HTTP_HISTORY_REPLY_EXECABORT:
+
+            if (cmd->redirect != NGX_HTTP_HISTORY_REPLY_ERROR) {
+                /* the transaction was redirected: nothing of it ran */
+                return;
+            }
+
+            break;
+
+        case NGX_HTTP_HISTORY_REPLY_CROSSSLOT:
+
+            ngx_log_error(NGX_LOG_ALERT, &node->log, 0,
+                          "redis refused keys of several slots in one "
+                          "unit: \"%*s\"", (size_t) reply->len, reply->str);
+            cmd->error = 1;
+            cmd->executed = 1;
+            return;
+
+        default: /* NGX_HTTP_HISTORY_REPLY_ERROR */
+            break;
+        }
+
+        cmd->error = 1;
+        ngx_http_history_node_log_reply(node, reply);
+    }
+
+    /* MULTI's OK and QUEUED change nothing */
+
+    if (cmd->transaction
+        && (i == 0
+            || (reply->type == REDIS_REPLY_STATUS
+                && i + 1 < cmd->shape.n
+                && cmd->shape.kind[i] != NGX_HTTP_HISTORY_KIND_TAG)))
+    {
+        return;
+    }
+
+    cmd->executed = 1;
+}
+
+
+/*
+ * A redirected unit goes where its answer said: MOVED to the slot's new
+ * owner (the map has it now), ASK once to the node named, with ASKING;
+ * TRYAGAIN and CLUSTERDOWN, or a node that cannot be used, a little later
+ * to whichever node the map has then.  A unit redirected too often is
+ * dropped and counted.
+ */
+
+static void
+ngx_http_history_unit_redirect(ngx_http_history_node_t *node,
+    ngx_http_history_unit_t *cmd)
+{
+    ngx_msec_t                delay;
+    ngx_http_history_link_t  *link;
+    ngx_http_history_node_t  *to;
+
+    link = node->link;
+
+    node->stats->redirects++;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, &node->log, 0,
+                   "history: redis unit %p redirected (%ui), slot %ui",
+                   cmd, cmd->redirect, cmd->slot);
+
+    to = NULL;
+
+    if (cmd->target
+        && (cmd->redirect == NGX_HTTP_HISTORY_REPLY_MOVED
+            || cmd->redirect == NGX_HTTP_HISTORY_REPLY_ASK))
+    {
+        if (++cmd->redirects > NGX_HTTP_HISTORY_REDIRECTS_MAX) {
+            goto drop;
+        }
+
+        to = cmd->target;
+
+    } else if (++cmd->retries > NGX_HTTP_HISTORY_RETRIES_MAX) {
+        goto drop;
+    }
+
+    link->stats->redirected++;
+
+    ngx_queue_remove(&cmd->queue);
+
+    if (to) {
+        ngx_http_history_unit_reset(cmd,
+                               cmd->redirect == NGX_HTTP_HISTORY_REPLY_ASK);
+        ngx_http_history_node_queue(to, cmd);
+        return;
+    }
+
+    /* later: 100 ms, doubling to a second */
+
+    ngx_http_history_unit_reset(cmd, 0);
+
+    delay = ngx_min(NGX_HTTP_HISTORY_RETRY_MIN << ngx_min(cmd->retries - 1,
+                                                          4),
+                    NGX_HTTP_HISTORY_RETRY_MAX);
+
+    cmd->due = ngx_current_msec + delay;
+
+    ngx_queue_insert_tail(&link->retry, &cmd->queue);
+
+    if (!link->retry_event.timer_set) {
+        ngx_add_timer(&link->retry_event, delay);
+    }
+
+    return;
+
+drop:
+
+    if (ngx_time() - link->redirect_logged >= NGX_HTTP_HISTORY_LOG_INTERVAL) {
+        link->redirect_logged = ngx_time();
+        ngx_log_error(NGX_LOG_ERR, &node->log, 0,
+                      "redis unit for slot %ui redirected too often, "
+                      "dropped", cmd->slot);
+    }
+
+    link->stats->dropped++;
+    cmd->error = 1;
+    ngx_http_history_unit_done(link, cmd, NULL);
+}
+
+
+/* units due for a retry go to the node that has their slot now */
+
+static void
+ngx_http_history_link_retry_handler(ngx_event_t *ev)
+{
+    ngx_queue_t              *q, *next;
+    ngx_msec_int_t            left, min;
+    ngx_http_history_unit_t  *cmd;
+    ngx_http_history_link_t  *link;
+
+    link = ev->data;
+    min = -1;
+
+    for (q = ngx_queue_head(&link->retry);
+         q != ngx_queue_sentinel(&link->retry);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+        left = (ngx_msec_int_t) (cmd->due - ngx_current_msec);
+
+        if (left > 0) {
+            if (min < 0 || left < min) {
+                min = left;
+            }
+
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_http_history_node_queue(
+                           ngx_http_history_link_node(link, cmd->slot), cmd);
+    }
+
+    if (min >= 0) {
+        ngx_add_timer(&link->retry_event, (ngx_msec_t) min);
+    }
+}
+
+
+/*
+ * After the map changed: units not yet written follow their slot to its
+ * owner (an ASK's unit stays where it was sent).
+ */
+
+void
+ngx_http_history_link_reroute(ngx_http_history_link_t *link)
+{
+    ngx_uint_t                 i;
+    ngx_queue_t               *q, *next;
+    ngx_http_history_node_t  **nodes, *node, *to;
+    ngx_http_history_unit_t   *cmd;
+
+    nodes = link->nodes.elts;
+
+    for (i = 0; i < link->nodes.nelts; i++) {
+        node = nodes[i];
+
+        for (q = ngx_queue_head(&node->pending);
+             q != ngx_queue_sentinel(&node->pending);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+            if (cmd->query || cmd->asking || cmd->buf.pos != cmd->buf.start) {
+                continue;
+            }
+
+            to = ngx_http_history_link_node(link, cmd->slot);
+
+            if (to == node) {
+                continue;
+            }
+
+            ngx_queue_remove(q);
+            node->npending--;
+            ngx_http_history_node_queue(to, cmd);
+        }
+    }
+
+    ngx_http_history_link_state(link);
+}
+
+
+ngx_uint_t
+ngx_http_history_node_connected_now(ngx_http_history_node_t *node)
+{
+    return node->state == NGX_HTTP_HISTORY_NODE_READY;
+}
+
+
+/*
+ * How many slots the map gives a node: one with slots is kept connected,
+ * one without is let go once it has nothing to do.
+ */
+
+void
+ngx_http_history_node_slots(ngx_http_history_node_t *node, ngx_uint_t slots)
+{
+    node->nslots = slots;
+    node->stats->slots = slots;
+    node->stats->role = slots ? NGX_HTTP_HISTORY_ROLE_MASTER
+                              : NGX_HTTP_HISTORY_ROLE_NONE;
+
+    if (slots
+        && node->state == NGX_HTTP_HISTORY_NODE_DOWN
+        && !node->reconnect.timer_set && !node->reconnect.posted)
+    {
+        ngx_post_event(&node->reconnect, &ngx_posted_events);
+    }
+}
+
+
+ngx_uint_t
+ngx_http_history_node_nslots(ngx_http_history_node_t *node)
+{
+    return node->nslots;
+}
+
+
+struct sockaddr *
+ngx_http_history_node_sockaddr(ngx_http_history_node_t *node,
+    socklen_t *socklen)
+{
+    *socklen = node->peer.socklen;
+
+    return node->peer.sockaddr;
+}
+
+
+ngx_http_history_node_stats_t *
+ngx_http_history_node_stats(ngx_http_history_node_t *node)
+{
+    return node->stats;
+}
+
+
+ngx_log_t *
+ngx_http_history_node_log(ngx_http_history_node_t *node)
+{
+    return &node->log;
+}
+
+
+/*
+ * The link is connected when every node with work of its own is: the
+ * single server, or every master the map names.
+ */
+
+static void
+ngx_http_history_link_state(ngx_http_history_link_t *link)
+{
+    ngx_uint_t                 i, up, n;
+    ngx_http_history_node_t  **nodes;
+
+    nodes = link->nodes.elts;
+    up = 1;
+    n = 0;
+
+    for (i = 0; i < link->nodes.nelts; i++) {
+        if (link->cluster && nodes[i]->nslots == 0) {
+            continue;
+        }
+
+        n++;
+
+        if (!nodes[i]->up) {
+            up = 0;
+        }
+    }
+
+    link->stats->state = (up && n) ? 1 : 0;
 }
 
 
@@ -2125,6 +2893,20 @@ ngx_http_history_batch_key(ngx_http_history_batch_t *b, ngx_str_t *key)
     }
 
     ngx_http_history_batch_arg(b, key->data, key->len);
+}
+
+
+/*
+ * The unit may be done twice without harm as a whole, whatever its
+ * commands (the history transaction: LREM before LPUSH, then LTRIM): sent
+ * again after a lost connection, and after a redirect even if part of it
+ * took effect.  INCR is not.
+ */
+
+void
+ngx_http_history_batch_idempotent(ngx_http_history_batch_t *b)
+{
+    b->idempotent = 1;
 }
 
 

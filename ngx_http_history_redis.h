@@ -78,7 +78,9 @@ typedef void (*ngx_http_history_reply_pt)(void *data, redisReply *reply);
 
 
 typedef struct {
-    ngx_addr_t                    *addr;
+    ngx_addr_t                    *addr;       /* the first of seeds */
+    ngx_array_t                    seeds;      /* of ngx_addr_t */
+    ngx_flag_t                     cluster;
     ngx_array_t                   *sentinels;  /* of ngx_addr_t */
     ngx_str_t                      sentinel_name;
     ngx_str_t                      sentinel_password;
@@ -115,6 +117,7 @@ typedef struct {
     size_t                         used;
     unsigned                       overflow:1;
     unsigned                       crossslot:1;
+    unsigned                       idempotent:1;
 
     ngx_http_history_command_t     command[NGX_HTTP_HISTORY_COMMANDS_MAX];
     const char                    *argv[NGX_HTTP_HISTORY_ARGS_MAX];
@@ -123,9 +126,30 @@ typedef struct {
 } ngx_http_history_batch_t;
 
 
+/* the nodes of a cluster a worker reports on, the first it uses */
+#define NGX_HTTP_HISTORY_STATS_NODES   16
+
+#define NGX_HTTP_HISTORY_ROLE_NONE     0
+#define NGX_HTTP_HISTORY_ROLE_MASTER   1
+
+
+/* one node of a worker's link, in the link's figures */
+
+typedef struct {
+    ngx_atomic_t                   used;       /* 1 once addr is written */
+    ngx_atomic_t                   role;       /* master when it has slots */
+    ngx_atomic_t                   slots;      /* slots the map gives it */
+    ngx_atomic_t                   connected;
+    ngx_atomic_t                   redirects;  /* MOVED, ASK, TRYAGAIN ... */
+    ngx_atomic_t                   refreshes;  /* slot maps it answered */
+    u_char                         addr[NGX_SOCKADDR_STRLEN + 1];
+} ngx_http_history_node_stats_t;
+
+
 /*
  * What a worker's link has done, in shared memory so that any worker can
  * report every worker's figures: one writer (the worker), many readers.
+ * The counters come first, all of them ngx_atomic_t, up to "nodes".
  */
 
 typedef struct {
@@ -141,6 +165,8 @@ typedef struct {
     ngx_atomic_t                   connects;
     ngx_atomic_t                   reads;      /* reads answered */
     ngx_atomic_t                   fallbacks;  /* ... with the fallback */
+    ngx_atomic_t                   resent;     /* idempotent, after a loss */
+    ngx_atomic_t                   redirected; /* units sent elsewhere */
 
     /*
      * Sentinel only, shown apart from the counters above: the master in
@@ -150,6 +176,9 @@ typedef struct {
     u_char                         master[NGX_SOCKADDR_STRLEN];
     ngx_atomic_t                   sentinel;
     ngx_atomic_t                   failovers;
+
+    /* a cluster only: the nodes of the worker's map */
+    ngx_http_history_node_stats_t  nodes[NGX_HTTP_HISTORY_STATS_NODES];
 } ngx_http_history_link_stats_t;
 
 
@@ -233,6 +262,7 @@ void ngx_http_history_batch_arg(ngx_http_history_batch_t *b, u_char *data,
 void ngx_http_history_batch_key(ngx_http_history_batch_t *b,
     ngx_str_t *key);
 void ngx_http_history_batch_number(ngx_http_history_batch_t *b, time_t n);
+void ngx_http_history_batch_idempotent(ngx_http_history_batch_t *b);
 ngx_uint_t ngx_http_history_key_slot(u_char *key, size_t len);
 
 redisReader *ngx_http_history_reader_create(

@@ -47,6 +47,10 @@ static u_char *ngx_http_history_stats_json(u_char *p,
 static u_char *ngx_http_history_stats_sentinel(u_char *p,
     ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t *slot,
     ngx_uint_t prometheus);
+static u_char *ngx_http_history_stats_nodes(u_char *p,
+    ngx_http_history_link_stats_t *link);
+static u_char *ngx_http_history_stats_node_metrics(u_char *p,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n);
 
 
 static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
@@ -71,7 +75,27 @@ static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
     { "connects", "connects_total", "counter", "Connection attempts." },
     { "reads", "reads_total", "counter", "Reads answered." },
     { "fallbacks", "fallbacks_total", "counter",
-      "Reads answered with the fallback." }
+      "Reads answered with the fallback." },
+    { "resent", "commands_resent_total", "counter",
+      "Idempotent units of work sent again after a lost connection." },
+    { "redirected", "commands_redirected_total", "counter",
+      "Units of work a cluster redirected (MOVED, ASK, TRYAGAIN, "
+      "CLUSTERDOWN)." }
+};
+
+
+/* a cluster node's figures, in ngx_http_history_node_stats_t's order */
+
+static ngx_http_history_stats_name_t  ngx_http_history_stats_node_names[] = {
+    { "slots", "node_slots", "gauge",
+      "Hash slots the worker's map gives the node." },
+    { "connected", "node_connected", "gauge",
+      "Whether the worker's connection to the node is up." },
+    { "redirects", "node_redirects_total", "counter",
+      "Units of work the node redirected (MOVED, ASK, TRYAGAIN, "
+      "CLUSTERDOWN)." },
+    { "refreshes", "node_refreshes_total", "counter",
+      "Cluster slot maps the node answered." }
 };
 
 
@@ -352,7 +376,11 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     len = (n + 1) * NGX_HTTP_HISTORY_STATS_FIELDS
           * (prometheus ? 128 : 32 + NGX_ATOMIC_T_LEN)
           + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64)
-          + n * (256 + 2 * NGX_SOCKADDR_STRLEN);
+          + n * (256 + 2 * NGX_SOCKADDR_STRLEN)
+          + n * NGX_HTTP_HISTORY_STATS_NODES
+            * (prometheus ? 4 * (128 + NGX_SOCKADDR_STRLEN)
+                          : 128 + NGX_SOCKADDR_STRLEN + 4 * NGX_ATOMIC_T_LEN)
+          + (prometheus ? 4 * 200 : 0);
 
     body.data = ngx_pnalloc(r->pool, len);
     if (body.data == NULL) {
@@ -405,7 +433,7 @@ ngx_http_history_stats_prometheus(u_char *p,
         p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 1);
     }
 
-    return p;
+    return ngx_http_history_stats_node_metrics(p, run, n);
 }
 
 
@@ -432,6 +460,7 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_main_conf_t *hmcf,
         }
 
         p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 0);
+        p = ngx_http_history_stats_nodes(p, &run[i]->link);
 
         *p++ = '}';
     }
@@ -513,6 +542,99 @@ ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
     }
 
     return ngx_sprintf(p, ",\"failovers\":%uA", st->failovers);
+}
+
+
+/*
+ * A worker's cluster nodes, as its map has them: address, role, slots,
+ * connected, redirects, refreshes.  None with a single server.
+ */
+
+static u_char *
+ngx_http_history_stats_nodes(u_char *p, ngx_http_history_link_stats_t *link)
+{
+    ngx_uint_t                      k;
+    ngx_http_history_node_stats_t  *ns;
+
+    for (k = 0; k < NGX_HTTP_HISTORY_STATS_NODES; k++) {
+        ns = &link->nodes[k];
+
+        if (!ns->used) {
+            break;
+        }
+
+        p = ngx_sprintf(p, "%s{\"address\":\"%s\",\"role\":\"%s\","
+                           "\"slots\":%uA,\"connected\":%uA,"
+                           "\"redirects\":%uA,\"refreshes\":%uA}",
+                        k ? "," : ",\"nodes\":[", ns->addr,
+                        ns->role == NGX_HTTP_HISTORY_ROLE_MASTER
+                        ? "master" : "none",
+                        ns->slots, ns->connected, ns->redirects,
+                        ns->refreshes);
+    }
+
+    if (k) {
+        *p++ = ']';
+    }
+
+    return p;
+}
+
+
+/* a metric family per node figure, a sample per worker and node */
+
+static u_char *
+ngx_http_history_stats_node_metrics(u_char *p,
+    ngx_http_history_stats_slot_t **run, ngx_uint_t n)
+{
+    ngx_uint_t                      i, j, k;
+    ngx_atomic_uint_t               v;
+    ngx_http_history_stats_name_t  *name;
+    ngx_http_history_node_stats_t  *ns;
+
+    for (i = 0; i < n; i++) {
+        if (run[i]->link.nodes[0].used) {
+            break;
+        }
+    }
+
+    if (i == n) {
+        /* a single server */
+        return p;
+    }
+
+    for (j = 0; j < 4; j++) {
+        name = &ngx_http_history_stats_node_names[j];
+
+        p = ngx_sprintf(p, "# HELP nginx_history_%s %s\n"
+                           "# TYPE nginx_history_%s %s\n",
+                        name->prometheus, name->help, name->prometheus,
+                        name->type);
+
+        for (i = 0; i < n; i++) {
+            for (k = 0; k < NGX_HTTP_HISTORY_STATS_NODES; k++) {
+                ns = &run[i]->link.nodes[k];
+
+                if (!ns->used) {
+                    break;
+                }
+
+                v = j == 0 ? ns->slots
+                    : j == 1 ? ns->connected
+                    : j == 2 ? ns->redirects : ns->refreshes;
+
+                p = ngx_sprintf(p, "nginx_history_%s{worker=\"%uA\","
+                                   "pid=\"%uA\",node=\"%s\","
+                                   "role=\"%s\"} %uA\n",
+                                name->prometheus, run[i]->worker,
+                                run[i]->link.pid, ns->addr,
+                                ns->role == NGX_HTTP_HISTORY_ROLE_MASTER
+                                ? "master" : "none", v);
+            }
+        }
+    }
+
+    return p;
 }
 
 

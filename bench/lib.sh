@@ -26,6 +26,8 @@ BENCH_PORT_PLAIN=${BENCH_PORT_PLAIN:-18081}       # its backend: +2
 BENCH_PORT_BASE=${BENCH_PORT_BASE:-18084}         # its backend: +2
 BENCH_PORT_DJANGO=${BENCH_PORT_DJANGO:-18100}
 BENCH_PORT_CALLGRIND=${BENCH_PORT_CALLGRIND:-18200}   # its backend: +2
+BENCH_PORT_CLUSTER=${BENCH_PORT_CLUSTER:-18086}   # its backend: +2
+BENCH_CLUSTER_PORT=${BENCH_CLUSTER_PORT:-18400}   # six cluster nodes from it
 
 BENCH_QUICK=${BENCH_QUICK:-0}
 if [ "$BENCH_QUICK" = 1 ]; then
@@ -94,6 +96,12 @@ rcli() {
     redis-cli -p "$BENCH_REDIS_PORT" "$@"
 }
 
+# the Redis servers whose figures count: the single one, unless a round
+# of the cluster side sets REDIS_PORTS to the cluster's masters
+redis_ports() {
+    echo "${REDIS_PORTS:-$BENCH_REDIS_PORT}"
+}
+
 redis_start() {
     "$BENCH_TOP/scripts/redis.sh" start "$BENCH_DIR/redis" \
         "$BENCH_REDIS_PORT" 9>&- >/dev/null
@@ -108,13 +116,19 @@ redis_pid() {
     cat "$BENCH_DIR/redis/redis.pid"
 }
 
-cmdstat() {            # command -> calls so far
-    rcli INFO commandstats | tr -d '\r' \
-        | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p" | grep . || echo 0
+cmdstat() {            # command -> calls so far, of every redis_ports
+    local p
+    for p in $(redis_ports); do
+        redis-cli -p "$p" INFO commandstats 2>/dev/null | tr -d '\r'
+    done | awk -F'[:=,]' -v c="cmdstat_$1" '
+        $1 == c { n += $3 } END { printf "%d\n", n }'
 }
 
-redis_cpu_us() {       # user + system CPU time of the server, microseconds
-    rcli INFO cpu | tr -d '\r' | awk -F: '
+redis_cpu_us() {       # user + system CPU time of the servers, microseconds
+    local p
+    for p in $(redis_ports); do
+        redis-cli -p "$p" INFO cpu 2>/dev/null | tr -d '\r'
+    done | awk -F: '
         /^used_cpu_(sys|user):/ { s += $2 }
         END { printf "%d\n", s * 1000000 }'
 }
@@ -158,7 +172,7 @@ MODULE_SIDES=(module)
 
 is_module_side() {
     case $1 in
-        module|base) return 0 ;;
+        module|base|cluster) return 0 ;;
         *)           return 1 ;;
     esac
 }
@@ -174,27 +188,38 @@ side_port() {
         plain)     echo "$BENCH_PORT_PLAIN" ;;
         base)      echo "$BENCH_PORT_BASE" ;;
         django)    echo "$BENCH_PORT_DJANGO" ;;
+        cluster)   echo "$BENCH_PORT_CLUSTER" ;;
         *)         die "no port for side $1" ;;
     esac
 }
 
-# the copy of a side's module that its nginx loads (bench/run.sh makes it)
+# the copy of a side's module that its nginx loads (bench/run.sh makes it);
+# the cluster side loads the module side's
 side_so() {
-    echo "$BENCH_DIR/$1.so"
+    case $1 in
+        cluster)   echo "$BENCH_DIR/module.so" ;;
+        *)         echo "$BENCH_DIR/$1.so" ;;
+    esac
 }
 
-# render DIR SIDE(module|base|plain) PORT WORKERS MASTER(on|off)
+# render DIR SIDE(module|base|plain|cluster) PORT WORKERS MASTER(on|off)
 nginx_render() {
-    local dir=$1 side=$2 port=$3 workers=$4 master=$5 keep drop
+    local dir=$1 side=$2 port=$3 workers=$4 master=$5 keep drop redis
 
     if is_module_side "$side"; then keep=M; drop=P; else keep=P; drop=M; fi
+
+    redis="127.0.0.1:$BENCH_REDIS_PORT"
+    if [ "$side" = cluster ]; then
+        redis="127.0.0.1:$BENCH_CLUSTER_PORT"
+        redis="$redis 127.0.0.1:$((BENCH_CLUSTER_PORT + 1)) cluster"
+    fi
 
     mkdir -p "$dir/tmp"
     sed -e "/#$drop\$/d" -e "s/[[:space:]]*#$keep\$//" \
         -e "s|@DIR@|$dir|g" -e "s|@SO@|$(side_so "$side")|g" \
         -e "s|@WORKERS@|$workers|g" -e "s|@MASTER@|$master|g" \
         -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$((port + 2))|g" \
-        -e "s|@REDIS_PORT@|$BENCH_REDIS_PORT|g" \
+        -e "s|@REDIS@|$redis|g" \
         -e "s|@LENGTH@|$BENCH_LENGTH|g" \
         -e "s|@HTML@|$BENCH_SRC/html|g" \
         "$BENCH_SRC/nginx.conf.in" > "$dir/nginx.conf"
@@ -209,7 +234,7 @@ nginx_start() {        # side [workers]
         || die "nginx ($side) did not start: $dir/error.log"
     wait_port "$(side_port "$side")" || die "nginx ($side) is not listening"
     if is_module_side "$side"; then
-        # every worker connected to Redis
+        # every worker connected to Redis (in a cluster, to every master)
         local i
         for i in $(seq 50); do
             [ "$(hstat connected "$side")" = "$workers" ] && break
@@ -250,8 +275,9 @@ stub_requests() {
 }
 
 # history_stats: one field of the totals, of side "module" unless told
+# (or HSTAT_SIDE says)
 hstat() {              # field [side]
-    curl -s "http://127.0.0.1:$(side_port "${2:-module}")/_stats" \
+    curl -s "http://127.0.0.1:$(side_port "${2:-${HSTAT_SIDE:-module}}")/_stats" \
         | sed -n "s/.*\"total\":{[^}]*\"$1\":\([0-9]*\).*/\1/p"
 }
 
@@ -329,7 +355,7 @@ rss_kb() {             # pid... -> VmRSS, kB
 
 side_pids() {
     case $1 in
-        module|base|plain) nginx_workers "$1" ;;
+        module|base|plain|cluster) nginx_workers "$1" ;;
         django)       django_pids ;;
     esac
 }
@@ -359,6 +385,10 @@ round() {
     local scen=$1 side=$2 n=$3 path=$4 landed_cmd=${5:-} per=${6:-1} port
     local s0 s1 l0 l1 c0 c1 r0 r1 q0 q1 f0 f1 pids out line polls=0
     local div=1 cmd served landed wrkcpu b0 b1
+    local HSTAT_SIDE=$side REDIS_PORTS=${REDIS_PORTS:-}
+
+    # the cluster side's Redis figures are its masters'
+    if [ "$side" = cluster ]; then REDIS_PORTS=$(cluster_masters); fi
 
     port=$(side_port "$side")
     pids=$(side_pids "$side")
@@ -538,14 +568,112 @@ summary() {
                 s == "django" ? "gunicorn" : "nginx",
                 s == "django" ? med(s, 16) : med(s, 14), med(s, 15),
                 med(s, 19), med(s, 20)
-            if (landed != "-" && s ~ /^(module|base)$/)
+            if (landed != "-" && s ~ /^(module|base|cluster)$/)
                 printf "  %s %d of %d (%.2f %%)",
                        scen ~ /^(serve|fetch)/ ? "read from Redis" : "landed",
                        landed, served, served ? 100 * landed / served : 0
-            if (s ~ /^(module|base)$/ && (lost || fb))
+            if (s ~ /^(module|base|cluster)$/ && (lost || fb))
                 printf "  dropped+failed %d fallbacks %d", lost, fb
             if (err) printf "  errors %d", err
             printf "\n"
         }
     }' "$ROUNDS_TSV" | tee -a "$BENCH_RESULTS/summary.txt"
+}
+
+
+# A Redis Cluster of 6 nodes (3 masters, 3 replicas) from BENCH_CLUSTER_PORT,
+# node timeout 2 s, as t/lib/RedisTopology.pm makes it for the tests
+
+cluster_node_start() { # port
+    local p=$1 d=$BENCH_DIR/cluster/$1
+    mkdir -p "$d"
+    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
+        --save '' --appendonly no --repl-diskless-sync-delay 0 \
+        --dir "$d" --daemonize yes --pidfile "$d/redis.pid" \
+        --logfile "$d/redis.log" ${BENCH_CLUSTER_ARGS:-} 9>&- >/dev/null
+    wait_port "$p" || die "cluster node $p did not start: $d/redis.log"
+}
+
+cluster_ports() {
+    seq "$BENCH_CLUSTER_PORT" $((BENCH_CLUSTER_PORT + 5))
+}
+
+cluster_start() {
+    local p addrs=()
+    cluster_stop
+    rm -rf "$BENCH_DIR/cluster"
+    for p in $(cluster_ports); do
+        cluster_node_start "$p"
+        addrs+=("127.0.0.1:$p")
+    done
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 \
+        --cluster-yes > "$BENCH_DIR/cluster/create.log" 2>&1 \
+        || die "redis-cli --cluster create failed: $BENCH_DIR/cluster/create.log"
+    cluster_wait_ok 30 || die "the cluster is not ok"
+}
+
+cluster_alive() {      # port: its server runs
+    local pid
+    pid=$(cat "$BENCH_DIR/cluster/$1/redis.pid" 2>/dev/null) || return 1
+    kill -0 "$pid" 2>/dev/null
+}
+
+cluster_kill() {       # port: kill -9 by its pidfile
+    local pid
+    pid=$(cat "$BENCH_DIR/cluster/$1/redis.pid" 2>/dev/null) || return 0
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+}
+
+cluster_stop() {
+    local p
+    [ -d "$BENCH_DIR/cluster" ] || return 0
+    for p in $(cluster_ports); do cluster_kill "$p"; done
+}
+
+# every live node says cluster_state:ok, every replica's link is up
+cluster_ok() {
+    local p
+    for p in $(cluster_ports); do
+        cluster_alive "$p" || continue
+        redis-cli -p "$p" CLUSTER INFO | grep -q '^cluster_state:ok' \
+            || return 1
+        if redis-cli -p "$p" ROLE | head -1 | grep -q slave; then
+            redis-cli -p "$p" INFO replication \
+                | grep -q '^master_link_status:up' || return 1
+        fi
+    done
+}
+
+cluster_wait_ok() {    # seconds
+    local i
+    for i in $(seq $(($1 * 10))); do
+        cluster_ok && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+cluster_nodes() {      # CLUSTER NODES as a live node sees it
+    local p
+    for p in $(cluster_ports); do
+        cluster_alive "$p" && { redis-cli -p "$p" CLUSTER NODES; return; }
+    done
+}
+
+cluster_masters() {    # ports of the masters with slots, not failed
+    cluster_nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 {
+        split($2, a, "[:@]"); print a[2] }' | sort -n | tr '\n' ' '
+}
+
+cluster_replica_of() { # port -> the port of its replica
+    local id
+    id=$(redis-cli -p "$1" CLUSTER MYID)
+    cluster_nodes | awk -v id="$id" '$4 == id && $3 !~ /fail/ {
+        split($2, a, "[:@]"); print a[2]; exit }'
+}
+
+cluster_role() {       # port -> master or slave
+    redis-cli -p "$1" ROLE 2>/dev/null | head -1
 }

@@ -21,6 +21,11 @@
 #   conns      ... with 10, 100, 1000, 10000 connections
 #   workers    ... with 1 and 2 nginx workers
 #   rss        memory over a long run
+#   cluster    recording against a 3-master Redis Cluster and against the
+#              single server, worker CPU per request; masters killed with
+#              kill -9 under load: time to recording resumed, views lost
+#              (BENCH_FAILOVERS of them, 3 by default; BENCH_CLUSTER_ARGS:
+#              more redis-server arguments for the nodes)
 #   plots      docs/img/*.png from the figures
 #
 # Each comparison runs its sides in the same run, alternating, for
@@ -40,7 +45,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ALL=(write serve fetch action django syscalls callgrind redisunit
-     visitors length conns workers rss plots)
+     visitors length conns workers rss cluster plots)
 
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=("${ALL[@]}")
@@ -92,8 +97,10 @@ cleanup() {
     nginx_stop module
     nginx_stop base
     nginx_stop plain
+    nginx_stop cluster
     django_stop
     redis_stop
+    cluster_stop
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -401,6 +408,84 @@ rss_run() {
         | tee -a "$BENCH_RESULTS/summary.txt"
 }
 
+# Redis Cluster: the write path against 3 masters and against the single
+# server, in the same rounds; then masters killed with kill -9 under load
+run_cluster() {
+    local i
+    section "cluster: recording against a 3-master Redis Cluster"
+    cluster_start
+    nginx_start cluster
+    echo "  masters: $(cluster_masters)"
+    fresh history:
+    locked rounds cluster '/product/%d' lpush module cluster
+    summary cluster module module cluster
+    for i in $(seq "${BENCH_FAILOVERS:-3}"); do
+        locked cluster_failover "$i"
+    done
+    nginx_stop cluster
+    cluster_stop
+}
+
+# kill -9 of a master 3 s into a load of wrk: how long until its replica
+# records (its LPUSH calls grow again), what the module lost
+cluster_failover() {
+    local n=$1 victim replica out t0 t1 l0 l resumed pid
+    local f0 f1 d0 d1 res0 res1
+    local HSTAT_SIDE=cluster secs=14
+
+    victim=$(cluster_masters | awk '{ print $1 }')
+    replica=$(cluster_replica_of "$victim")
+    [ -n "$replica" ] || die "no replica for master $victim"
+    f0=$(hstat failed)
+    d0=$(hstat dropped)
+    res0=$(hstat resent)
+
+    BENCH_PATH=/product/%d wrk -t "$BENCH_THREADS" -c "$BENCH_CONNS" \
+        -d "${secs}s" --timeout 5s -s "$BENCH_SRC/wrk/visit.lua" \
+        "http://127.0.0.1:$BENCH_PORT_CLUSTER" > "$BENCH_DIR/failover.out" 2>&1 &
+    pid=$!
+    sleep 3
+
+    t0=$(date +%s%N)
+    cluster_kill "$victim"
+    sleep 0.1
+    l0=$(REDIS_PORTS=$replica cmdstat lpush)
+    resumed=
+    while [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt $((secs - 4)) ]; do
+        l=$(REDIS_PORTS=$replica cmdstat lpush)
+        if [ "$l" -gt "$l0" ] && [ "$(cluster_role "$replica")" = master ]; then
+            t1=$(date +%s%N)
+            resumed=$(( (t1 - t0) / 1000000 ))
+            break
+        fi
+        sleep 0.02
+    done
+    wait "$pid"
+    out=$(grep '^BENCH ' "$BENCH_DIR/failover.out") || die "wrk failed: $(cat "$BENCH_DIR/failover.out")"
+    sleep 1
+    f1=$(hstat failed)
+    d1=$(hstat dropped)
+    res1=$(hstat resent)
+
+    awk -v n="$n" -v v="$victim" -v r="$replica" -v ms="${resumed:--1}" \
+        -v failed=$((f1 - f0)) -v dropped=$((d1 - d0)) \
+        -v res=$((res1 - res0)) -v line="$out" '
+    BEGIN {
+        split(line, kv, " ")
+        for (i in kv) { split(kv[i], p, "="); f[p[1]] = p[2] }
+        e = f["errors_connect"] + f["errors_read"] + f["errors_write"] \
+            + f["errors_status"] + f["errors_timeout"]
+        printf "FAILOVER %d master %d killed: recording resumed on %d after %s, failed %d (in flight), resent %d, dropped %d (queue full), %d requests, errors %d, p50 %.2f ms p99 %.2f ms p99.9 %.2f ms\n",
+               n, v, r, ms < 0 ? "NEVER" : sprintf("%.2f s", ms / 1000),
+               failed, res, dropped, f["requests"], e, f["p50"] / 1000,
+               f["p99"] / 1000, f["p999"] / 1000
+    }' | tee -a "$BENCH_RESULTS/summary.txt"
+
+    # the old master back, as a replica, for the next round
+    cluster_node_start "$victim"
+    cluster_wait_ok 30 || die "the cluster did not recover"
+}
+
 run_plots() {
     section "plots"
     bash "$BENCH_SRC/plot.sh" || echo "  plots failed (gnuplot)"
@@ -410,7 +495,7 @@ run_plots() {
 for s in "${sections[@]}"; do
     case $s in
         write|serve|fetch|action|django|syscalls|callgrind|redisunit|\
-        visitors|length|conns|workers|rss|plots)
+        visitors|length|conns|workers|rss|cluster|plots)
             "run_$s" ;;
         *) die "unknown section $s (sections: ${ALL[*]})" ;;
     esac
@@ -439,7 +524,7 @@ echo "bench: done in $(( $(date +%s) - started ))s, of which" \
 # a view accepted and not landed while Redis keeps up (the scenarios) is a
 # broken promise, and so is one missing and not counted as dropped (the
 # scale points, where Redis may fall behind)
-if awk '/^SUMMARY (write|action|page) +module/ && / landed / {
+if awk '/^SUMMARY (write|action|page|cluster) +(module|cluster)/ && / landed / {
             for (i = 1; i < NF; i++) if ($i == "landed") { a = $(i + 1); b = $(i + 3) }
             if (a + 0 < b + 0) bad = 1
         }

@@ -33,7 +33,14 @@ transaction.atomic().
 
     python3 flush_counts.py --redis-port 6379 --db counts.sqlite3
 
-Needs redis-py (Debian: python3-redis).
+Against a Redis Cluster, name any node and add --cluster: the counters are
+scanned on every master, and each staging key is made to hash to its
+counter's slot (RENAME needs both keys in one slot), by naming the counter
+in a hash tag: <prefix>flushing:<run>:{<prefix>views:<id>}.
+
+    python3 flush_counts.py --cluster --redis-port 7000 --db counts.sqlite3
+
+Needs redis-py (Debian: python3-redis; 4.x for --cluster).
 """
 
 import argparse
@@ -81,19 +88,37 @@ def connect_db(path):
     return db
 
 
+def has_tag(key):
+    """Whether a key has a hash tag, which fixes its cluster slot."""
+    start = key.find(b'{')
+    return start >= 0 and key.find(b'}', start + 2) > start
+
+
+def staging_key(prefix, run_id, page_id, cluster):
+    """The staging key of a counter, in its slot when in a cluster."""
+    counter = prefix + b'views:' + page_id
+    head = prefix + b'flushing:' + run_id.encode() + b':'
+    if cluster and not has_tag(counter):
+        return head + b'{' + counter + b'}'
+    return head + page_id
+
+
 def staged(r, prefix):
     """Staging keys left by runs, as {run_id: {page_id: key}}."""
     runs = {}
     flushing = prefix + b'flushing:'
+    tagged = b'{' + prefix + b'views:'
     for key in r.scan_iter(match=glob_escape(flushing) + b'*', count=1000):
         run_id, sep, page_id = key[len(flushing):].partition(b':')
         if not sep or not RUN_ID.fullmatch(run_id):
             continue  # not a staging key of this job: not ours to touch
+        if page_id.startswith(tagged) and page_id.endswith(b'}'):
+            page_id = page_id[len(tagged):-1]  # a cluster's staging key
         runs.setdefault(run_id.decode('ascii'), {})[page_id] = key
     return runs
 
 
-def stage(r, prefix, run_id):
+def stage(r, prefix, run_id, cluster):
     """Step 1: rename each total counter to a staging key of this run."""
     views = prefix + b'views:'
     for key in r.scan_iter(match=glob_escape(views) + b'*', count=1000):
@@ -102,7 +127,7 @@ def stage(r, prefix, run_id):
             continue  # per-day counters expire by themselves
         if not is_counter(r, key):
             continue  # another writer's key: not ours to move
-        target = prefix + b'flushing:' + run_id.encode() + b':' + page_id
+        target = staging_key(prefix, run_id, page_id, cluster)
         try:
             r.rename(key, target)
         except redis.ResponseError:
@@ -115,7 +140,13 @@ def flush_run(r, db, run_id, keys):
                       (run_id,)).fetchone()
     if not done:
         page_ids = list(keys)
-        values = r.mget([keys[p] for p in page_ids]) if page_ids else []
+        names = [keys[p] for p in page_ids]
+        if not page_ids:
+            values = []
+        elif hasattr(r, 'mget_nonatomic'):
+            values = r.mget_nonatomic(names)  # a cluster: per slot
+        else:
+            values = r.mget(names)
         with db:
             for page_id, value in zip(page_ids, values):
                 if value is None:
@@ -141,13 +172,19 @@ def main():
     parser.add_argument('--redis-host', default='127.0.0.1')
     parser.add_argument('--redis-port', type=int, default=6379)
     parser.add_argument('--redis-db', type=int, default=0)
+    parser.add_argument('--cluster', action='store_true',
+                        help='the Redis node named is part of a cluster')
     parser.add_argument('--prefix', default='history:',
                         help='history_prefix of nginx (default: history:)')
     parser.add_argument('--db', required=True, help='SQLite database file')
     args = parser.parse_args()
 
-    r = redis.Redis(host=args.redis_host, port=args.redis_port,
-                    db=args.redis_db)
+    if args.cluster:
+        from redis.cluster import RedisCluster
+        r = RedisCluster(host=args.redis_host, port=args.redis_port)
+    else:
+        r = redis.Redis(host=args.redis_host, port=args.redis_port,
+                        db=args.redis_db)
     db = connect_db(args.db)
     prefix = args.prefix.encode()
 
@@ -156,7 +193,7 @@ def main():
         flush_run(r, db, run_id, keys)
 
     run_id = uuid.uuid4().hex
-    stage(r, prefix, run_id)
+    stage(r, prefix, run_id, args.cluster)
 
     if os.environ.get('FLUSH_COUNTS_DIE') == 'after-stage':
         os._exit(3)

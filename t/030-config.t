@@ -578,3 +578,57 @@ qr{invalid value "path=/shop\tx" in "history_cookie" directive}
 --- must_die
 --- error_log
 invalid value "max_reply=512" in "history_redis" directive, it must be 1k or more
+
+
+
+=== TEST 45: history_redis with two addresses and no "cluster"
+--- http_config
+    history_redis 127.0.0.1:7000 127.0.0.1:7001;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+several addresses in "history_redis" directive need "sentinel=" or "cluster"
+
+
+
+=== TEST 46: history_redis with "cluster" and db=
+--- http_config
+    history_redis 127.0.0.1:7000 127.0.0.1:7001 cluster db=2;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+"db=" cannot be used with "cluster" in "history_redis" directive
+
+
+
+=== TEST 47: history_redis with seeds and "cluster" is accepted
+--- http_config
+    history_redis 127.0.0.1:7000 127.0.0.1:7001 cluster password=x
+                  timeout=200ms queue=100;
+--- config
+    location = /t {
+        return 200 "ok\n";
+    }
+--- request
+GET /t
+--- response_body
+ok
+
+
+
+=== TEST 48: history_redis with a bad seed among several
+--- http_config
+    history_redis 127.0.0.1:7000 127.0.0.1:notaport cluster;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid port in "127.0.0.1:notaport" of the "history_redis" directive

@@ -383,9 +383,10 @@ for my $mode (grep { wanted($_) } sort keys %untrusted) {
 
 
 # 4. Units in flight on a connection that dies: those that may run twice
-#    (a last action: SET; the online set: ZADD, ZREMRANGEBYSCORE, EXPIRE)
-#    are sent again, once; a recorded view (LPUSH) is not, it is counted
-#    as failed
+#    (a last action: SET; the online set: ZADD, ZREMRANGEBYSCORE, EXPIRE;
+#    the recorded view, a transaction that leaves the same list however
+#    often it runs) are sent again, once; a counted view (INCR) is not, it
+#    is counted as failed
 
 if (wanted('resend')) {
     %p = proc_setup(name => 'hostile', offset => 16, conf => <<'END');
@@ -401,6 +402,7 @@ http {
         location ~ ^/product/(\d+)$ {
             history_last_action on;
             history_record $1;
+            history_count $1;
             return 200 "product $1\n";
         }
         location = /stats {
@@ -417,13 +419,14 @@ END
     my ($body) = request('/product/5');
     is($body, "product 5\n", 'resend: the page is served');
 
-    ok(wait_for(sub { stats()->{replied} == 2 }, 3),
-       'resend: the last action is answered on the next connection');
+    ok(wait_for(sub { stats()->{replied} == 3 }, 3),
+       'resend: the view and the last action are answered on the next '
+       . 'connection');
 
     my $st = stats();
-    is($st->{queued}, 3, 'resend: three units, the view, the last action '
-                         . 'and the online set');
-    is($st->{failed}, 1, 'resend: the view is counted as failed');
+    is($st->{queued}, 4, 'resend: four units, the view, the count, the '
+                         . 'last action and the online set');
+    is($st->{failed}, 1, 'resend: the count is counted as failed');
     is($st->{queue}, 0, 'resend: nothing left');
     ok(log_count(qr/restored after \d+ s, 0 commands dropped, 1 failed/),
        'resend: the recovery says so') or show_log();
