@@ -220,6 +220,7 @@ static void ngx_http_history_link_retry_handler(ngx_event_t *ev);
 static void ngx_http_history_link_state(ngx_http_history_link_t *link);
 static ngx_int_t ngx_http_history_node_prepare(
     ngx_http_history_node_t *node);
+static ngx_uint_t ngx_http_history_batch_slot(ngx_http_history_batch_t *b);
 static ngx_http_history_node_t *ngx_http_history_link_node(
     ngx_http_history_link_t *link, ngx_uint_t slot);
 static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
@@ -831,6 +832,18 @@ ngx_http_history_link_send(ngx_http_history_link_t *link,
         return NULL;
     }
 
+    /* a single server or Sentinel's master holds every slot */
+
+    if (link->cluster) {
+        (void) ngx_http_history_batch_slot(b);
+    }
+
+#if (NGX_DEBUG)
+    if (ngx_cycle->log->log_level & NGX_LOG_DEBUG_EVENT) {
+        (void) ngx_http_history_batch_slot(b);
+    }
+#endif
+
     node = ngx_http_history_link_node(link, b->slot);
 
     cmd = ngx_http_history_unit_create(link, b, handler, data);
@@ -1127,7 +1140,8 @@ ngx_http_history_link_up(ngx_http_history_link_t *link, ngx_str_t *key)
 {
     ngx_uint_t  slot;
 
-    slot = ngx_http_history_key_slot(key->data, key->len);
+    slot = link->cluster ? ngx_http_history_key_slot(key->data, key->len)
+                         : 0;
 
     return ngx_http_history_link_node(link, slot)->state
            != NGX_HTTP_HISTORY_NODE_DOWN;
@@ -2837,10 +2851,24 @@ ngx_http_history_batch_init(ngx_http_history_batch_t *b, ngx_str_t *key)
 {
     ngx_memzero(b, offsetof(ngx_http_history_batch_t, command));
 
+    /* the slot is worked out when something needs it: a cluster */
+
+    b->slot = NGX_HTTP_HISTORY_SLOTS;
+
     if (key) {
         b->key = *key;
-        b->slot = ngx_http_history_key_slot(key->data, key->len);
     }
+}
+
+
+static ngx_uint_t
+ngx_http_history_batch_slot(ngx_http_history_batch_t *b)
+{
+    if (b->slot == NGX_HTTP_HISTORY_SLOTS) {
+        b->slot = ngx_http_history_key_slot(b->key.data, b->key.len);
+    }
+
+    return b->slot;
 }
 
 
@@ -2887,7 +2915,8 @@ void
 ngx_http_history_batch_key(ngx_http_history_batch_t *b, ngx_str_t *key)
 {
     if ((key->data != b->key.data || key->len != b->key.len)
-        && ngx_http_history_key_slot(key->data, key->len) != b->slot)
+        && ngx_http_history_key_slot(key->data, key->len)
+           != ngx_http_history_batch_slot(b))
     {
         b->crossslot = 1;
     }
