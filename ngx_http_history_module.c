@@ -54,6 +54,87 @@ static ngx_command_t  ngx_http_history_commands[] = {
       0,
       NULL },
 
+#if (NGX_SSL)
+
+    { ngx_string("history_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.verify),
+      NULL },
+
+    { ngx_string("history_redis_ssl_verify_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.verify_depth),
+      NULL },
+
+    { ngx_string("history_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.trusted_certificate),
+      NULL },
+
+    { ngx_string("history_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.name),
+      NULL },
+
+    { ngx_string("history_redis_ssl_server_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.server_name),
+      NULL },
+
+    { ngx_string("history_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.certificate),
+      NULL },
+
+    { ngx_string("history_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.certificate_key),
+      NULL },
+
+    { ngx_string("history_redis_ssl_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_ssl_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl),
+      NULL },
+
+    { ngx_string("history_redis_ssl_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.protocols),
+      &ngx_http_history_ssl_protocols },
+
+    { ngx_string("history_redis_ssl_ciphers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.ciphers),
+      NULL },
+
+    { ngx_string("history_redis_ssl_session_reuse"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_history_main_conf_t, ssl.session_reuse),
+      NULL },
+
+#endif
+
     { ngx_string("history_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -324,6 +405,18 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (value[i].len == 3 && ngx_strncmp(value[i].data, "tls", 3) == 0) {
+#if (NGX_SSL)
+            rcf->ssl = &hmcf->ssl;
+            continue;
+#else
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"tls\" in \"%V\" directive needs nginx "
+                               "built with OpenSSL", &cmd->name);
+            return NGX_CONF_ERROR;
+#endif
+        }
+
         if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
             == NULL)
         {
@@ -346,6 +439,10 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (u.naddrs == 0) {
                 return ngx_http_history_invalid(cf, cmd, &value[i],
                                                 "no address");
+            }
+
+            if (addrs->nelts == 0) {
+                rcf->host = u.host;
             }
 
             addr = ngx_array_push(addrs);
@@ -511,8 +608,23 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (rcf->ssl && sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tls\" in \"%V\" directive does not work "
+                           "with \"sentinel=\" yet", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
     rcf->addr = addrs->elts;
     rcf->seeds = *addrs;
+
+    if (rcf->ssl && rcf->addr->sockaddr->sa_family == AF_UNIX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tls\" in \"%V\" directive is for TCP, "
+                           "not the unix socket \"%V\"",
+                           &cmd->name, &rcf->addr->name);
+        return NGX_CONF_ERROR;
+    }
 
     if (sentinel) {
         rcf->sentinels = addrs;
@@ -864,6 +976,8 @@ ngx_http_history_create_main_conf(ngx_conf_t *cf)
     hmcf->redis.queue = NGX_CONF_UNSET_UINT;
     hmcf->random = NGX_INVALID_FILE;
 
+    ngx_http_history_ssl_create_conf(&hmcf->ssl);
+
     return hmcf;
 }
 
@@ -891,6 +1005,12 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
         }
 
         return NGX_CONF_OK;
+    }
+
+    if (hmcf->redis.ssl
+        && ngx_http_history_ssl_init_conf(cf, hmcf->redis.ssl) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     ngx_str_set(&name, "history_stats");

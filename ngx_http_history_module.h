@@ -18,6 +18,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_history_redis.h"
+#include "ngx_http_history_ssl.h"
 
 
 #define NGX_HTTP_HISTORY_KEY_MAX      256
@@ -101,6 +102,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_history_redis_conf_t   redis;
+    ngx_http_history_ssl_conf_t     ssl;
     ngx_http_history_link_t        *link;
     ngx_http_complex_value_t       *default_key;
     ngx_fd_t                        random;

@@ -12,6 +12,7 @@
 #include "ngx_http_history_redis.h"
 #include "ngx_http_history_sentinel.h"
 #include "ngx_http_history_cluster.h"
+#include "ngx_http_history_ssl.h"
 
 
 #define NGX_HTTP_HISTORY_BACKOFF_MIN    100
@@ -106,6 +107,7 @@ typedef enum {
 struct ngx_http_history_node_s {
     ngx_http_history_link_t       *link;
     ngx_peer_connection_t          peer;
+    ngx_http_history_ssl_node_t    ssl;
     redisReader                   *reader;
     ngx_http_history_replies_t     replies;
     ngx_log_t                      log;
@@ -227,6 +229,8 @@ static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
 static void ngx_http_history_node_resolved(void *data, ngx_addr_t *addr);
 static void ngx_http_history_link_moved(void *data);
 static void ngx_http_history_node_connected(ngx_http_history_node_t *node);
+static void ngx_http_history_node_ssl_handler(ngx_connection_t *c);
+static void ngx_http_history_node_talk(ngx_http_history_node_t *node);
 static ngx_int_t ngx_http_history_node_test_connect(ngx_connection_t *c);
 static void ngx_http_history_node_write_handler(ngx_event_t *wev);
 static void ngx_http_history_node_read_handler(ngx_event_t *rev);
@@ -607,6 +611,8 @@ static ngx_int_t
 ngx_http_history_node_init(ngx_http_history_link_t *link,
     ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_log_t *log)
 {
+    u_char              *p;
+    ngx_str_t            host;
     ngx_pool_cleanup_t  *cln;
 
     node->link = link;
@@ -654,6 +660,28 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     node->flush.handler = ngx_http_history_node_flush_handler;
     node->flush.data = node;
     node->flush.log = &node->log;
+
+    /* a cluster's node is checked by the host of its own address */
+
+    host = link->conf->host;
+
+    if (link->conf->cluster) {
+        host = addr->name;
+
+        p = ngx_strlchr(host.data, host.data + host.len, ']');
+        p = ngx_strlchr(p ? p : host.data, host.data + host.len, ':');
+
+        if (p) {
+            host.len = p - host.data;
+        }
+    }
+
+    if (ngx_http_history_ssl_node_init(&node->ssl, link->conf, &host,
+                                       link->stats, link->pool)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (!link->conf->cluster) {
         ngx_http_history_node_connect(node);
@@ -797,6 +825,8 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
                      ngx_queue_data(ngx_queue_head(&node->pending),
                                     ngx_http_history_unit_t, queue));
         }
+
+        ngx_http_history_ssl_node_free(&node->ssl);
     }
 
     if (left) {
@@ -1281,17 +1311,64 @@ ngx_http_history_link_moved(void *data)
 static void
 ngx_http_history_node_connected(ngx_http_history_node_t *node)
 {
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = node->peer.connection;
+
+    if (ngx_tcp_nodelay(c) != NGX_OK) {
+        ngx_http_history_node_close(node);
+        return;
+    }
+
+    /* TLS first, if configured, within connect_timeout */
+
+    rc = ngx_http_history_ssl_handshake(&node->ssl, c,
+                                        ngx_http_history_node_ssl_handler);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_history_node_close(node);
+        return;
+    }
+
+    ngx_http_history_node_talk(node);
+}
+
+
+static void
+ngx_http_history_node_ssl_handler(ngx_connection_t *c)
+{
+    ngx_http_history_node_t  *node;
+
+    node = c->data;
+
+    c->read->handler = ngx_http_history_node_read_handler;
+    c->write->handler = ngx_http_history_node_write_handler;
+
+    if (ngx_http_history_ssl_handshaked(&node->ssl, c) != NGX_OK) {
+        ngx_http_history_node_close(node);
+        return;
+    }
+
+    ngx_http_history_node_talk(node);
+}
+
+
+/* the connection is there (and secured): the Redis handshake, then work */
+
+static void
+ngx_http_history_node_talk(ngx_http_history_node_t *node)
+{
     ngx_connection_t  *c;
 
     c = node->peer.connection;
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
-    }
-
-    if (ngx_tcp_nodelay(c) != NGX_OK) {
-        ngx_http_history_node_close(node);
-        return;
     }
 
     node->log.action = "talking to redis";
@@ -1419,13 +1496,11 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
         n = 0;
 
         if (node->state == NGX_HTTP_HISTORY_NODE_HANDSHAKE) {
-            if (node->handshake.pos == node->handshake.last) {
-                break;
+            if (node->handshake.pos != node->handshake.last) {
+                cl[n].buf = &node->handshake;
+                cl[n].next = NULL;
+                n++;
             }
-
-            cl[n].buf = &node->handshake;
-            cl[n].next = NULL;
-            n++;
 
         } else {
             for (q = ngx_queue_head(&node->pending);
@@ -1446,11 +1521,16 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
             }
         }
 
-        if (n == 0) {
+        /* what nginx's SSL holds is written at a flush, or with no chain */
+
+        if (n) {
+            cl[n - 1].buf->flush = 1;
+
+        } else if (!c->buffered) {
             break;
         }
 
-        out = c->send_chain(c, cl, 0);
+        out = c->send_chain(c, n ? cl : NULL, 0);
 
         if (out == NGX_CHAIN_ERROR) {
             ngx_http_history_node_close(node);
@@ -1489,6 +1569,7 @@ ngx_http_history_node_send(ngx_http_history_node_t *node)
     }
 
     if (node->npending
+        || c->buffered
         || (node->state == NGX_HTTP_HISTORY_NODE_HANDSHAKE
             && node->handshake.pos != node->handshake.last))
     {
@@ -2051,7 +2132,7 @@ static void
 ngx_http_history_node_disconnect(ngx_http_history_node_t *node)
 {
     if (node->peer.connection) {
-        ngx_close_connection(node->peer.connection);
+        ngx_http_history_ssl_close(&node->ssl, node->peer.connection);
         node->peer.connection = NULL;
     }
 

@@ -66,6 +66,7 @@ typedef int     ngx_http_history_elements_t;
 typedef struct ngx_http_history_link_s  ngx_http_history_link_t;
 typedef struct ngx_http_history_node_s  ngx_http_history_node_t;
 typedef struct ngx_http_history_unit_s  ngx_http_history_unit_t;
+typedef struct ngx_http_history_ssl_conf_s  ngx_http_history_ssl_conf_t;
 
 
 /*
@@ -84,6 +85,7 @@ typedef struct {
     ngx_array_t                   *sentinels;  /* of ngx_addr_t */
     ngx_str_t                      sentinel_name;
     ngx_str_t                      sentinel_password;
+    ngx_str_t                      host;       /* as history_redis names it */
     ngx_str_t                      username;
     ngx_str_t                      password;
     ngx_uint_t                     db;
@@ -91,6 +93,7 @@ typedef struct {
     ngx_msec_t                     timeout;
     ngx_uint_t                     queue;
     size_t                         max_reply;  /* 0: the default */
+    ngx_http_history_ssl_conf_t   *ssl;        /* NULL: plain TCP */
 } ngx_http_history_redis_conf_t;
 
 
@@ -167,6 +170,10 @@ typedef struct {
     ngx_atomic_t                   fallbacks;  /* ... with the fallback */
     ngx_atomic_t                   resent;     /* idempotent, after a loss */
     ngx_atomic_t                   redirected; /* units sent elsewhere */
+    ngx_atomic_t                   tls;        /* 1 when TLS is up */
+    ngx_atomic_t                   tls_handshakes;
+    ngx_atomic_t                   tls_reused; /* ... resuming a session */
+    ngx_atomic_t                   tls_failures;
 
     /*
      * Sentinel only, shown apart from the counters above: the master in

@@ -22,6 +22,11 @@
 /* the fields before it (pid, connected, queue) are not counters */
 #define NGX_HTTP_HISTORY_STATS_COUNTERS  3
 
+/* nor are those after it said to be gauges (tls) */
+#define ngx_http_history_stats_gauge(j)                                       \
+    ((j) < NGX_HTTP_HISTORY_STATS_COUNTERS                                    \
+     || ngx_strcmp(ngx_http_history_stats_names[j].type, "gauge") == 0)
+
 
 /* a field of ngx_http_history_link_stats_t, in its order, and its names */
 
@@ -80,7 +85,16 @@ static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
       "Idempotent units of work sent again after a lost connection." },
     { "redirected", "commands_redirected_total", "counter",
       "Units of work a cluster redirected (MOVED, ASK, TRYAGAIN, "
-      "CLUSTERDOWN)." }
+      "CLUSTERDOWN)." },
+    { "tls", "redis_tls", "gauge",
+      "Whether the worker's Redis connection is up over TLS." },
+    { "tls_handshakes", "tls_handshakes_total", "counter",
+      "TLS handshakes with Redis done and verified." },
+    { "tls_reused", "tls_sessions_reused_total", "counter",
+      "TLS handshakes that resumed the session of a former connection." },
+    { "tls_failures", "tls_failures_total", "counter",
+      "TLS handshakes with Redis that failed, timed out, or whose "
+      "certificate was refused." }
 };
 
 
@@ -241,7 +255,10 @@ ngx_http_history_stats_retire(ngx_http_history_stats_shm_t *shm,
          j < NGX_HTTP_HISTORY_STATS_FIELDS;
          j++)
     {
-        (void) ngx_atomic_fetch_add(&gone[j], v[j]);
+        if (!ngx_http_history_stats_gauge(j)) {
+            (void) ngx_atomic_fetch_add(&gone[j], v[j]);
+        }
+
         v[j] = 0;
     }
 
@@ -362,7 +379,7 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     v = (ngx_atomic_t *) &shm->gone;
 
     for (j = 0; j < NGX_HTTP_HISTORY_STATS_FIELDS; j++) {
-        total[j] = (j < NGX_HTTP_HISTORY_STATS_COUNTERS) ? 0 : v[j];
+        total[j] = ngx_http_history_stats_gauge(j) ? 0 : v[j];
     }
 
     for (i = 0; i < n; i++) {

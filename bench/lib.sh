@@ -21,6 +21,7 @@ PY=/usr/bin/python3
 BENCH_LOCK=${BENCH_LOCK:-/tmp/heavy.lock}
 
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-18379}
+BENCH_REDIS_TLS_PORT=${BENCH_REDIS_TLS_PORT:-18380}   # the same Redis, TLS
 BENCH_PORT_MODULE=${BENCH_PORT_MODULE:-18080}     # its backend: +2
 BENCH_PORT_PLAIN=${BENCH_PORT_PLAIN:-18081}       # its backend: +2
 BENCH_PORT_BASE=${BENCH_PORT_BASE:-18084}         # its backend: +2
@@ -28,6 +29,7 @@ BENCH_PORT_DJANGO=${BENCH_PORT_DJANGO:-18100}
 BENCH_PORT_CALLGRIND=${BENCH_PORT_CALLGRIND:-18200}   # its backend: +2
 BENCH_PORT_CLUSTER=${BENCH_PORT_CLUSTER:-18086}   # its backend: +2
 BENCH_CLUSTER_PORT=${BENCH_CLUSTER_PORT:-18400}   # six cluster nodes from it
+BENCH_PORT_TLS=${BENCH_PORT_TLS:-18090}           # its backend: +2
 
 BENCH_QUICK=${BENCH_QUICK:-0}
 if [ "$BENCH_QUICK" = 1 ]; then
@@ -112,6 +114,26 @@ redis_stop() {
     "$BENCH_TOP/scripts/redis.sh" stop "$BENCH_DIR/redis" >/dev/null || true
 }
 
+# the same private Redis, listening on BENCH_REDIS_TLS_PORT too (TLS, no
+# client certificates), with certificates made by the tests' helper
+redis_tls_start() {
+    local c=$BENCH_DIR/certs
+
+    perl -I"$BENCH_TOP/t/lib" -MRedisTopology -e 'make_certs($ARGV[0])' "$c" \
+        || die "the test certificates could not be made"
+    redis_stop
+    mkdir -p "$BENCH_DIR/redis"
+    redis-server --port "$BENCH_REDIS_PORT" --bind 127.0.0.1 \
+        --tls-port "$BENCH_REDIS_TLS_PORT" --tls-cert-file "$c/server.crt" \
+        --tls-key-file "$c/server.key" --tls-ca-cert-file "$c/ca.crt" \
+        --tls-auth-clients no --save '' --appendonly no \
+        --dir "$BENCH_DIR/redis" --pidfile "$BENCH_DIR/redis/redis.pid" \
+        --logfile "$BENCH_DIR/redis/redis.log" --daemonize yes 9>&- \
+        || die "redis-server with --tls-port did not start"
+    wait_port "$BENCH_REDIS_PORT" || die "Redis is not listening"
+    wait_port "$BENCH_REDIS_TLS_PORT" || die "Redis is not listening on TLS"
+}
+
 redis_pid() {
     cat "$BENCH_DIR/redis/redis.pid"
 }
@@ -172,7 +194,7 @@ MODULE_SIDES=(module)
 
 is_module_side() {
     case $1 in
-        module|base|cluster) return 0 ;;
+        module|base|cluster|tls) return 0 ;;
         *)           return 1 ;;
     esac
 }
@@ -187,6 +209,7 @@ side_port() {
         module)    echo "$BENCH_PORT_MODULE" ;;
         plain)     echo "$BENCH_PORT_PLAIN" ;;
         base)      echo "$BENCH_PORT_BASE" ;;
+        tls)       echo "$BENCH_PORT_TLS" ;;
         django)    echo "$BENCH_PORT_DJANGO" ;;
         cluster)   echo "$BENCH_PORT_CLUSTER" ;;
         *)         die "no port for side $1" ;;
@@ -197,21 +220,26 @@ side_port() {
 # the cluster side loads the module side's
 side_so() {
     case $1 in
-        cluster)   echo "$BENCH_DIR/module.so" ;;
+        cluster|tls) echo "$BENCH_DIR/module.so" ;;
         *)         echo "$BENCH_DIR/$1.so" ;;
     esac
 }
 
-# render DIR SIDE(module|base|plain|cluster) PORT WORKERS MASTER(on|off)
+# render DIR SIDE(module|base|plain|cluster|tls) PORT WORKERS MASTER(on|off);
+# the lines marked #T are the tls side's only
 nginx_render() {
     local dir=$1 side=$2 port=$3 workers=$4 master=$5 keep drop redis
 
     if is_module_side "$side"; then keep=M; drop=P; else keep=P; drop=M; fi
+    if [ "$side" = tls ]; then keep='[MT]'; else drop="[${drop}T]"; fi
 
     redis="127.0.0.1:$BENCH_REDIS_PORT"
     if [ "$side" = cluster ]; then
         redis="127.0.0.1:$BENCH_CLUSTER_PORT"
         redis="$redis 127.0.0.1:$((BENCH_CLUSTER_PORT + 1)) cluster"
+    fi
+    if [ "$side" = tls ]; then
+        redis="127.0.0.1:$BENCH_REDIS_TLS_PORT tls"
     fi
 
     mkdir -p "$dir/tmp"
@@ -219,7 +247,7 @@ nginx_render() {
         -e "s|@DIR@|$dir|g" -e "s|@SO@|$(side_so "$side")|g" \
         -e "s|@WORKERS@|$workers|g" -e "s|@MASTER@|$master|g" \
         -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$((port + 2))|g" \
-        -e "s|@REDIS@|$redis|g" \
+        -e "s|@REDIS@|$redis|g" -e "s|@CERTS@|$BENCH_DIR/certs|g" \
         -e "s|@LENGTH@|$BENCH_LENGTH|g" \
         -e "s|@HTML@|$BENCH_SRC/html|g" \
         "$BENCH_SRC/nginx.conf.in" > "$dir/nginx.conf"
@@ -355,7 +383,7 @@ rss_kb() {             # pid... -> VmRSS, kB
 
 side_pids() {
     case $1 in
-        module|base|plain|cluster) nginx_workers "$1" ;;
+        module|base|plain|cluster|tls) nginx_workers "$1" ;;
         django)       django_pids ;;
     esac
 }
@@ -568,11 +596,11 @@ summary() {
                 s == "django" ? "gunicorn" : "nginx",
                 s == "django" ? med(s, 16) : med(s, 14), med(s, 15),
                 med(s, 19), med(s, 20)
-            if (landed != "-" && s ~ /^(module|base|cluster)$/)
+            if (landed != "-" && s ~ /^(module|base|cluster|tls)$/)
                 printf "  %s %d of %d (%.2f %%)",
                        scen ~ /^(serve|fetch)/ ? "read from Redis" : "landed",
                        landed, served, served ? 100 * landed / served : 0
-            if (s ~ /^(module|base|cluster)$/ && (lost || fb))
+            if (s ~ /^(module|base|cluster|tls)$/ && (lost || fb))
                 printf "  dropped+failed %d fallbacks %d", lost, fb
             if (err) printf "  errors %d", err
             printf "\n"

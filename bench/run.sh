@@ -26,6 +26,8 @@
 #              kill -9 under load: time to recording resumed, views lost
 #              (BENCH_FAILOVERS of them, 3 by default; BENCH_CLUSTER_ARGS:
 #              more redis-server arguments for the nodes)
+#   tls        recording and serving with Redis over TLS against plain TCP,
+#              the same Redis on both ports
 #   plots      docs/img/*.png from the figures
 #
 # Each comparison runs its sides in the same run, alternating, for
@@ -45,7 +47,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ALL=(write serve fetch action django syscalls callgrind redisunit
-     visitors length conns workers rss cluster plots)
+     visitors length conns workers rss cluster tls plots)
 
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=("${ALL[@]}")
@@ -98,6 +100,7 @@ cleanup() {
     nginx_stop base
     nginx_stop plain
     nginx_stop cluster
+    nginx_stop tls
     django_stop
     redis_stop
     cluster_stop
@@ -486,6 +489,30 @@ cluster_failover() {
     cluster_wait_ok 30 || die "the cluster did not recover"
 }
 
+# TLS: the same Redis on a TCP and a TLS port, nginx with the module on
+# each; recording and serving, both sides alternating, and the worker's
+# CPU per request (cpu/req in the summary lines)
+run_tls() {
+    section "tls: recording and serving with Redis over TLS, against TCP"
+    redis_tls_start
+    nginx_start module
+    nginx_start tls
+    echo "  tls: $(hstat tls_handshakes tls) handshake(s)," \
+         "$(hstat tls tls) worker(s) over TLS"
+    fresh history:
+    locked rounds tls-write '/product/%d' lpush module tls
+    summary tls-write module module tls
+    fresh history:
+    locked rounds tls-serve /history lrange module tls
+    summary tls-serve module module tls
+    echo "TLS     handshakes $(hstat tls_handshakes tls)," \
+         "resumed $(hstat tls_reused tls), failures $(hstat tls_failures tls)" \
+        | tee -a "$BENCH_RESULTS/summary.txt"
+    nginx_stop tls
+    redis_start
+    nginx_start module
+}
+
 run_plots() {
     section "plots"
     bash "$BENCH_SRC/plot.sh" || echo "  plots failed (gnuplot)"
@@ -495,7 +522,7 @@ run_plots() {
 for s in "${sections[@]}"; do
     case $s in
         write|serve|fetch|action|django|syscalls|callgrind|redisunit|\
-        visitors|length|conns|workers|rss|cluster|plots)
+        visitors|length|conns|workers|rss|cluster|tls|plots)
             "run_$s" ;;
         *) die "unknown section $s (sections: ${ALL[*]})" ;;
     esac

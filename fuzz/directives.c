@@ -751,9 +751,10 @@ fuzz_check_answer(fuzz_call_t *fc)
 
 
 /*
- * history_redis address [db=] [password=] [username=] [connect_timeout=]
- * [timeout=] [queue=] [max_reply=]: the address as ngx_parse_url() takes
- * it; db= a number; password= and username= not empty, username= only
+ * history_redis address [tls] [db=] [password=] [username=]
+ * [connect_timeout=] [timeout=] [queue=] [max_reply=]: the address as
+ * ngx_parse_url() takes it; tls exactly, with nginx's SSL (without it, an
+ * error that says so), and not on a unix socket; db= a number; password= and username= not empty, username= only
  * with password=; the timeouts positive times; queue= a positive number;
  * max_reply= a size of 1k or more; no other parameter.  The last of a
  * repeated parameter counts.  (sentinel= is checked by t/proc/210.)
@@ -769,9 +770,11 @@ fuzz_check_redis(fuzz_call_t *fc)
     ngx_addr_t                      first;
     ngx_msec_t                      connect_timeout, timeout;
     ngx_uint_t                      i, queue, naddrs, sentinel_password;
+    ngx_uint_t                      tls;
     ngx_http_history_redis_conf_t  *rcf;
 
     v = fc->value;
+    tls = 0;
 
     db = 0;
     queue = NGX_CONF_UNSET_UINT;
@@ -791,6 +794,19 @@ fuzz_check_redis(fuzz_call_t *fc)
     }
 
     for (i = 1; i <= fc->nargs; i++) {
+
+        if (v[i].len == 3 && ngx_memcmp(v[i].data, "tls", 3) == 0) {
+#if (NGX_SSL)
+            tls = 1;
+            continue;
+#else
+            fuzz_want_error(fc, ngx_sprintf(fuzz_want, "\"tls\" in "
+                                            "\"history_redis\" directive "
+                                            "needs nginx built with "
+                                            "OpenSSL"));
+            return;
+#endif
+        }
 
         /* an argument without "=" is an address */
 
@@ -925,6 +941,15 @@ fuzz_check_redis(fuzz_call_t *fc)
         return;
     }
 
+    if (tls && first.sockaddr->sa_family == AF_UNIX) {
+        fuzz_want_error(fc, ngx_snprintf(fuzz_want, NGX_MAX_CONF_ERRSTR,
+                                         "\"tls\" in \"history_redis\" "
+                                         "directive is for TCP, not the "
+                                         "unix socket \"%V\"",
+                                         &first.name));
+        return;
+    }
+
     fuzz_want_ok(fc);
 
     rcf = &fc->hmcf->redis;
@@ -964,6 +989,10 @@ fuzz_check_redis(fuzz_call_t *fc)
                fuzz_line(fc), (unsigned long) rcf->connect_timeout,
                (unsigned long) rcf->timeout, (unsigned long) connect_timeout,
                (unsigned long) timeout);
+
+    FUZZ_CHECK((rcf->ssl != NULL) == (tls != 0),
+               "%s: tls %s, expected %s", fuzz_line(fc),
+               rcf->ssl ? "on" : "off", tls ? "on" : "off");
 
     FUZZ_CHECK(rcf->queue == queue && rcf->queue != 0,
                "%s: queue %lu, expected %lu", fuzz_line(fc),
