@@ -3421,7 +3421,11 @@ ngx_http_history_shape_kind(ngx_http_history_command_t *cmd)
              / sizeof(ngx_http_history_command_kind_t);
          i++)
     {
+        /* the first letter, in either case, before the whole name */
+
         if (len == ngx_http_history_command_kinds[i].name.len
+            && (name[0] | 0x20)
+               == (ngx_http_history_command_kinds[i].name.data[0] | 0x20)
             && ngx_strncasecmp((u_char *) name,
                                ngx_http_history_command_kinds[i].name.data, len)
                == 0)
