@@ -743,11 +743,6 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t  *value;
 
-#if (NGX_PCRE)
-    u_char               errstr[NGX_MAX_CONF_ERRSTR];
-    ngx_regex_compile_t  rc;
-#endif
-
     if (hlcf->id_check != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
@@ -761,22 +756,11 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 #if (NGX_PCRE)
 
-    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
-
-    rc.pattern = value[1];
-    rc.pool = cf->pool;
-    rc.err.len = NGX_MAX_CONF_ERRSTR;
-    rc.err.data = errstr;
-
-    if (ngx_regex_compile(&rc) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, %V",
-                           &value[1], &cmd->name, &rc.err);
+    if (ngx_http_history_regex(cf, cmd, &value[1], &hlcf->pattern) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     hlcf->id_check = NGX_HTTP_HISTORY_ID_PATTERN;
-    hlcf->pattern = rc.regex;
 
     return NGX_CONF_OK;
 
@@ -787,6 +771,39 @@ ngx_http_history_set_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 #endif
 }
+
+
+#if (NGX_PCRE)
+
+/* a regular expression of a directive, its error naming the directive */
+
+ngx_int_t
+ngx_http_history_regex(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value,
+    ngx_regex_t **re)
+{
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t  rc;
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern = *value;
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, %V",
+                           value, &cmd->name, &rc.err);
+        return NGX_ERROR;
+    }
+
+    *re = rc.regex;
+
+    return NGX_OK;
+}
+
+#endif
 
 
 /* as ngx_conf_set_enum_slot(), naming the directive and what it takes */

@@ -239,6 +239,10 @@ char *ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf);
 void *ngx_http_history_create_loc_conf(ngx_conf_t *cf);
 
 void ngx_http_history_set_handler(ngx_conf_t *cf, ngx_http_handler_pt h);
+#if (NGX_PCRE)
+ngx_int_t ngx_http_history_regex(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, ngx_regex_t **re);
+#endif
 
 /* ngx_http_history_record.c */
 ngx_int_t ngx_http_history_log_handler(ngx_http_request_t *r);

@@ -742,11 +742,6 @@ ngx_http_history_set_key_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_str_t  *value;
 
-#if (NGX_PCRE)
-    u_char               errstr[NGX_MAX_CONF_ERRSTR];
-    ngx_regex_compile_t  rc;
-#endif
-
     if (hlcf->key_mode != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
@@ -760,22 +755,11 @@ ngx_http_history_set_key_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
 
 #if (NGX_PCRE)
 
-    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
-
-    rc.pattern = value[1];
-    rc.pool = cf->pool;
-    rc.err.len = NGX_MAX_CONF_ERRSTR;
-    rc.err.data = errstr;
-
-    if (ngx_regex_compile(&rc) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, %V",
-                           &value[1], &cmd->name, &rc.err);
+    if (ngx_http_history_regex(cf, cmd, &value[1], &hlcf->key_regex) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     hlcf->key_mode = NGX_HTTP_HISTORY_KEY_REGEX;
-    hlcf->key_regex = rc.regex;
 
     return NGX_CONF_OK;
 

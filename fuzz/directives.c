@@ -754,10 +754,11 @@ fuzz_check_answer(fuzz_call_t *fc)
  * history_redis address [tls] [db=] [password=] [username=]
  * [connect_timeout=] [timeout=] [queue=] [max_reply=]: the address as
  * ngx_parse_url() takes it; tls exactly, with nginx's SSL (without it, an
- * error that says so), and not on a unix socket; db= a number; password= and username= not empty, username= only
- * with password=; the timeouts positive times; queue= a positive number;
- * max_reply= a size of 1k or more; no other parameter.  The last of a
- * repeated parameter counts.  (sentinel= is checked by t/proc/210.)
+ * error that says so), and not on a unix socket; db= a number; password=
+ * and username= not empty, username= only with password=; the timeouts
+ * positive times; queue= a positive number; max_reply= a size of 1k or
+ * more; no other parameter.  The last of a repeated parameter counts.
+ * (sentinel= and cluster are checked by t/proc/210 and t/proc/220.)
  */
 
 static void
