@@ -755,7 +755,9 @@ ngx_http_history_set_key_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
 
 #if (NGX_PCRE)
 
-    if (ngx_http_history_regex(cf, cmd, &value[1], &hlcf->key_regex) != NGX_OK) {
+    if (ngx_http_history_regex(cf, cmd, &value[1], &hlcf->key_regex)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
