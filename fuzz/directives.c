@@ -789,7 +789,9 @@ fuzz_check_redis(fuzz_call_t *fc)
     /* Sentinel mode is t/proc/210-sentinel.t's */
 
     for (i = 1; i <= fc->nargs; i++) {
-        if (fuzz_prefix(&v[i], "sentinel=", &rest)) {
+        if (fuzz_prefix(&v[i], "sentinel=", &rest)
+            || (v[i].len == 7 && ngx_strncmp(v[i].data, "cluster", 7) == 0))
+        {
             return;
         }
     }
@@ -931,7 +933,7 @@ fuzz_check_redis(fuzz_call_t *fc)
     if (naddrs > 1) {
         fuzz_want_error(fc, ngx_sprintf(fuzz_want, "several addresses in "
                                         "\"history_redis\" directive need "
-                                        "\"sentinel=\""));
+                                        "\"sentinel=\" or \"cluster\""));
         return;
     }
 
