@@ -38,6 +38,17 @@ static ngx_conf_post_t  ngx_http_history_needs_redis_post =
     { ngx_http_history_needs_redis_flag };
 
 
+/* the bounds ngx_http_history_set_number() checks; no post handler */
+
+static ngx_conf_num_bounds_t  ngx_http_history_length_bounds = {
+    NULL, 1, NGX_HTTP_HISTORY_LENGTH_MAX
+};
+
+static ngx_conf_num_bounds_t  ngx_http_history_shards_bounds = {
+    NULL, 1, NGX_HTTP_HISTORY_SHARDS_MAX
+};
+
+
 static ngx_conf_enum_t  ngx_http_history_fallbacks[] = {
     { ngx_string("empty"), NGX_HTTP_HISTORY_FALLBACK_EMPTY },
     { ngx_string("error"), NGX_HTTP_HISTORY_FALLBACK_ERROR },
@@ -154,7 +165,7 @@ static ngx_command_t  ngx_http_history_commands[] = {
       ngx_http_history_set_number,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_history_loc_conf_t, length),
-      NULL },
+      &ngx_http_history_length_bounds },
 
     { ngx_string("history_expire"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -232,6 +243,13 @@ static ngx_command_t  ngx_http_history_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_history_loc_conf_t, online_timeout),
       NULL },
+
+    { ngx_string("history_online_shards"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_history_set_number,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_history_loc_conf_t, online_shards),
+      &ngx_http_history_shards_bounds },
 
     { ngx_string("history_online"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -639,10 +657,13 @@ ngx_http_history_set_number(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_int_t    n;
-    ngx_str_t   *value;
-    ngx_uint_t  *np;
+    u_char                 *reason;
+    ngx_int_t               n;
+    ngx_str_t              *value;
+    ngx_uint_t             *np;
+    ngx_conf_num_bounds_t  *bounds;
 
+    bounds = cmd->post;
     np = (ngx_uint_t *) (p + cmd->offset);
 
     if (*np != NGX_CONF_UNSET_UINT) {
@@ -653,9 +674,18 @@ ngx_http_history_set_number(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     n = ngx_atoi(value[1].data, value[1].len);
 
-    if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_HISTORY_LENGTH_MAX) {
-        return ngx_http_history_invalid(cf, cmd, &value[1],
-                                        "it must be a number from 1 to 1000");
+    if (n == NGX_ERROR || n < bounds->low || n > bounds->high) {
+        reason = ngx_pnalloc(cf->temp_pool, sizeof("it must be a number "
+                                                   "from  to ")
+                                            + 2 * NGX_INT_T_LEN);
+        if (reason == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        (void) ngx_sprintf(reason, "it must be a number from %i to %i%Z",
+                           bounds->low, bounds->high);
+
+        return ngx_http_history_invalid(cf, cmd, &value[1], (char *) reason);
     }
 
     *np = n;
@@ -1099,6 +1129,7 @@ ngx_http_history_create_loc_conf(ngx_conf_t *cf)
     hlcf->last_action = NGX_CONF_UNSET;
     hlcf->last_action_key = NGX_CONF_UNSET_PTR;
     hlcf->online_timeout = NGX_CONF_UNSET;
+    hlcf->online_shards = NGX_CONF_UNSET_UINT;
     hlcf->count = NGX_CONF_UNSET_PTR;
     hlcf->count_expire = NGX_CONF_UNSET;
     hlcf->views_flags = NGX_CONF_UNSET_UINT;
@@ -1140,6 +1171,7 @@ ngx_http_history_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->last_action_key, prev->last_action_key,
                              NULL);
     ngx_conf_merge_value(conf->online_timeout, prev->online_timeout, 300);
+    ngx_conf_merge_uint_value(conf->online_shards, prev->online_shards, 1);
     ngx_conf_merge_value(conf->count_expire, prev->count_expire,
                          30 * 86400);
 

@@ -24,6 +24,7 @@
 #define NGX_HTTP_HISTORY_KEY_MAX      256
 #define NGX_HTTP_HISTORY_ID_MAX       256
 #define NGX_HTTP_HISTORY_LENGTH_MAX   1000
+#define NGX_HTTP_HISTORY_SHARDS_MAX   64
 #define NGX_HTTP_HISTORY_VISITOR_LEN  32
 
 /* the longest expires= (68 years): now + expires cannot overflow */
@@ -121,7 +122,7 @@ typedef struct {
     ngx_http_history_stats_slot_t  *slot;
     ngx_http_history_link_stats_t  *stats;
     ngx_http_history_seen_t        *seen;
-    time_t                          pruned;
+    time_t                          pruned[NGX_HTTP_HISTORY_SHARDS_MAX];
     time_t                          day_time;
     u_char                          day[sizeof("2026-11-23") - 1];
 } ngx_http_history_main_conf_t;
@@ -153,6 +154,7 @@ typedef struct {
     ngx_flag_t                      last_action;
     ngx_http_complex_value_t       *last_action_key;
     time_t                          online_timeout;
+    ngx_uint_t                      online_shards;
     ngx_http_complex_value_t       *count;
     ngx_uint_t                      count_flags;
     time_t                          count_expire;
@@ -198,7 +200,7 @@ struct ngx_http_history_ctx_s {
     ngx_uint_t                      nparts;
     ngx_uint_t                      nsent;
     ngx_uint_t                      left;
-    off_t                          *counts;
+    off_t                          *counts;    /* see _query.c */
     ngx_event_t                     event;
     ngx_array_t                    *ids;
     ngx_str_t                       key;       /* a new visitor id */
@@ -251,6 +253,10 @@ ngx_int_t ngx_http_history_valid_id(ngx_http_request_t *r,
 ngx_int_t ngx_http_history_make_key(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, char *part, ngx_str_t *id,
     ngx_str_t *suffix, ngx_str_t *k);
+ngx_uint_t ngx_http_history_online_shard(ngx_http_history_loc_conf_t *hlcf,
+    ngx_str_t *visitor);
+ngx_int_t ngx_http_history_online_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_uint_t shard, ngx_str_t *k);
 void ngx_http_history_today(ngx_http_history_main_conf_t *hmcf,
     ngx_str_t *day);
 char *ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -263,8 +269,10 @@ ngx_int_t ngx_http_history_parse_ids(ngx_http_request_t *r,
     ngx_array_t **ids);
 ngx_int_t ngx_http_history_online_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_history_views_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_history_online_part(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_uint_t shard, redisReply *reply);
 ngx_int_t ngx_http_history_online_body(ngx_http_request_t *r,
-    ngx_http_history_ctx_t *ctx, redisReply *reply);
+    ngx_http_history_ctx_t *ctx);
 ngx_int_t ngx_http_history_views_count(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, ngx_uint_t i, redisReply *reply);
 ngx_int_t ngx_http_history_views_body(ngx_http_request_t *r,

@@ -22,6 +22,8 @@ static ngx_int_t ngx_http_history_query_start(ngx_http_request_t *r,
     ngx_http_history_ctx_t **ctx, ngx_array_t **ids);
 static ngx_int_t ngx_http_history_query(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, ngx_int_t rc);
+static ngx_uint_t ngx_http_history_online_ids(
+    ngx_http_history_loc_conf_t *hlcf, ngx_array_t *ids, ngx_uint_t shard);
 static ngx_uint_t ngx_http_history_views_kinds(ngx_uint_t views);
 static off_t ngx_http_history_reply_number(redisReply *e);
 
@@ -96,7 +98,7 @@ ngx_http_history_online_handler(ngx_http_request_t *r)
     time_t                         now;
     ngx_int_t                      rc;
     ngx_str_t                      online, *id;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, shard, n;
     ngx_array_t                   *ids;
     ngx_http_history_ctx_t        *ctx;
     ngx_http_history_batch_t       b;
@@ -109,46 +111,87 @@ ngx_http_history_online_handler(ngx_http_request_t *r)
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
 
-    if (ngx_http_history_make_key(r, hlcf, "online", NULL, NULL, &online)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     now = ngx_time();
 
     ctx->ids = ids;
     id = ids->elts;
 
-    rc = ngx_http_history_wait(r, ctx, NGX_HTTP_HISTORY_OP_ONLINE, 1);
+    /* the total, then when each id was last seen; -1 when it was not */
+
+    ctx->counts = ngx_palloc(r->pool, (1 + ids->nelts) * sizeof(off_t));
+    if (ctx->counts == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->counts[0] = 0;
+
+    for (i = 0; i < ids->nelts; i++) {
+        ctx->counts[1 + i] = -1;
+    }
+
+    n = hlcf->online_shards;
+
+    rc = ngx_http_history_wait(r, ctx, NGX_HTTP_HISTORY_OP_ONLINE, n);
     if (rc != NGX_OK) {
         return ngx_http_history_query(r, ctx, rc);
     }
 
-    /* one key, so one unit: a transaction */
+    /* each set is one key, so one unit: a transaction */
 
-    ngx_http_history_batch_init(&b, &online);
+    for (shard = 0; shard < n; shard++) {
 
-    ngx_http_history_batch_command(&b, "MULTI");
+        if (ngx_http_history_online_key(r, hlcf, shard, &online) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
-    ngx_http_history_batch_command(&b, "ZCOUNT");
-    ngx_http_history_batch_key(&b, &online);
-    ngx_http_history_batch_number(&b, now - hlcf->online_timeout + 1);
-    ngx_http_history_batch_arg(&b, (u_char *) "+inf", 4);
+        ngx_http_history_batch_init(&b, &online);
 
-    if (ids->nelts) {
-        ngx_http_history_batch_command(&b, "ZMSCORE");
+        ngx_http_history_batch_command(&b, "MULTI");
+
+        ngx_http_history_batch_command(&b, "ZCOUNT");
         ngx_http_history_batch_key(&b, &online);
+        ngx_http_history_batch_number(&b, now - hlcf->online_timeout + 1);
+        ngx_http_history_batch_arg(&b, (u_char *) "+inf", 4);
 
-        for (i = 0; i < ids->nelts; i++) {
-            ngx_http_history_batch_arg(&b, id[i].data, id[i].len);
+        if (ngx_http_history_online_ids(hlcf, ids, shard)) {
+            ngx_http_history_batch_command(&b, "ZMSCORE");
+            ngx_http_history_batch_key(&b, &online);
+
+            for (i = 0; i < ids->nelts; i++) {
+                if (ngx_http_history_online_shard(hlcf, &id[i]) == shard) {
+                    ngx_http_history_batch_arg(&b, id[i].data, id[i].len);
+                }
+            }
+        }
+
+        ngx_http_history_batch_command(&b, "EXEC");
+
+        rc = ngx_http_history_wait_send(r, ctx, &b);
+    }
+
+    return ngx_http_history_query(r, ctx, rc);
+}
+
+
+/* how many of the ids are in the online set of that shard */
+
+static ngx_uint_t
+ngx_http_history_online_ids(ngx_http_history_loc_conf_t *hlcf,
+    ngx_array_t *ids, ngx_uint_t shard)
+{
+    ngx_str_t   *id;
+    ngx_uint_t   i, n;
+
+    id = ids->elts;
+    n = 0;
+
+    for (i = 0; i < ids->nelts; i++) {
+        if (ngx_http_history_online_shard(hlcf, &id[i]) == shard) {
+            n++;
         }
     }
 
-    ngx_http_history_batch_command(&b, "EXEC");
-
-    return ngx_http_history_query(r, ctx,
-                                  ngx_http_history_wait_send(r, ctx, &b));
+    return n;
 }
 
 
@@ -296,15 +339,16 @@ ngx_http_history_query(ngx_http_request_t *r, ngx_http_history_ctx_t *ctx,
 }
 
 
-/* {"online":N,"visitors":{"a":{"online":true,"last_seen":T},...}} */
+/*
+ * The answer of one online set: [count, [score, ...]] with a score for
+ * each id of that set, in the order of the ids
+ */
 
 ngx_int_t
-ngx_http_history_online_body(ngx_http_request_t *r,
-    ngx_http_history_ctx_t *ctx, redisReply *reply)
+ngx_http_history_online_part(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx, ngx_uint_t shard, redisReply *reply)
 {
-    u_char                       *p;
-    time_t                        seen;
-    size_t                        len, i;
+    size_t                        i, k;
     ngx_int_t                     n;
     ngx_str_t                    *id;
     redisReply                   *count, *scores, *e;
@@ -320,21 +364,67 @@ ngx_http_history_online_body(ngx_http_request_t *r,
     scores = reply->elements > 1 ? reply->element[1] : NULL;
 
     if (count->type != REDIS_REPLY_INTEGER
-        || (scores && (scores->type != REDIS_REPLY_ARRAY
-                       || scores->elements != ctx->ids->nelts)))
+        || count->integer < 0
+        || count->integer > NGX_MAX_OFF_T_VALUE - ctx->counts[0]
+        || (scores
+            && (scores->type != REDIS_REPLY_ARRAY
+                || scores->elements
+                   != ngx_http_history_online_ids(hlcf, ctx->ids, shard))))
     {
         return NGX_ERROR;
     }
 
+    ctx->counts[0] += count->integer;
+
+    if (scores == NULL) {
+        return NGX_OK;
+    }
+
+    id = ctx->ids->elts;
+    k = 0;
+
+    for (i = 0; i < ctx->ids->nelts; i++) {
+        if (ngx_http_history_online_shard(hlcf, &id[i]) != shard) {
+            continue;
+        }
+
+        e = scores->element[k++];
+
+        n = (e->type == REDIS_REPLY_STRING)
+            ? ngx_atotm((u_char *) e->str, e->len) : NGX_ERROR;
+
+        if (n != NGX_ERROR) {
+            ctx->counts[1 + i] = n;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* {"online":N,"visitors":{"a":{"online":true,"last_seen":T},...}} */
+
+ngx_int_t
+ngx_http_history_online_body(ngx_http_request_t *r,
+    ngx_http_history_ctx_t *ctx)
+{
+    u_char                       *p;
+    time_t                        seen;
+    size_t                        len, i;
+    ngx_str_t                    *id;
+    ngx_http_history_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+
     id = ctx->ids->elts;
 
-    len = sizeof("{\"online\":,\"visitors\":{}}") + NGX_INT64_LEN;
+    len = sizeof("{\"online\":,\"visitors\":{}}") + NGX_OFF_T_LEN;
 
     for (i = 0; i < ctx->ids->nelts; i++) {
         len += id[i].len
                + ngx_http_history_escape_json(NULL, id[i].data, id[i].len)
                + sizeof("\"\":{\"online\":false,\"last_seen\":},")
-               + NGX_TIME_T_LEN;
+               + NGX_OFF_T_LEN;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -344,33 +434,29 @@ ngx_http_history_online_body(ngx_http_request_t *r,
 
     ctx->body.data = p;
 
-    p = ngx_sprintf(p, "{\"online\":%L", count->integer);
+    p = ngx_sprintf(p, "{\"online\":%O", ctx->counts[0]);
 
-    if (scores) {
+    if (ctx->ids->nelts) {
         p = ngx_cpymem(p, ",\"visitors\":{", sizeof(",\"visitors\":{") - 1);
 
-        for (i = 0; i < scores->elements; i++) {
-            e = scores->element[i];
-
+        for (i = 0; i < ctx->ids->nelts; i++) {
             *p++ = '"';
             p = (u_char *) ngx_http_history_escape_json(p, id[i].data,
                                                         id[i].len);
             p = ngx_cpymem(p, "\":{\"online\":", sizeof("\":{\"online\":") - 1);
 
-            n = (e->type == REDIS_REPLY_STRING)
-                ? ngx_atotm((u_char *) e->str, e->len) : NGX_ERROR;
-            seen = (time_t) n;
-
-            if (n == NGX_ERROR) {
+            if (ctx->counts[1 + i] < 0) {
                 p = ngx_sprintf(p, "false,\"last_seen\":null}");
 
             } else {
+                seen = (time_t) ctx->counts[1 + i];
+
                 p = ngx_sprintf(p, "%s,\"last_seen\":%T}",
                                 ngx_time() - seen < hlcf->online_timeout
                                 ? "true" : "false", seen);
             }
 
-            if (i + 1 < scores->elements) {
+            if (i + 1 < ctx->ids->nelts) {
                 *p++ = ',';
             }
         }

@@ -267,7 +267,8 @@ ngx_http_history_reply(void *data, redisReply *reply)
             break;
 
         case NGX_HTTP_HISTORY_OP_ONLINE:
-            rc = ngx_http_history_online_body(r, ctx, reply);
+            rc = ngx_http_history_online_part(r, ctx, part - ctx->parts,
+                                              reply);
             break;
 
         case NGX_HTTP_HISTORY_OP_VIEWS:
@@ -290,8 +291,11 @@ ngx_http_history_reply(void *data, redisReply *reply)
         return;
     }
 
-    if (ctx->op == NGX_HTTP_HISTORY_OP_VIEWS && !ctx->failed
-        && ngx_http_history_views_body(r, ctx) != NGX_OK)
+    if (!ctx->failed
+        && ((ctx->op == NGX_HTTP_HISTORY_OP_VIEWS
+             && ngx_http_history_views_body(r, ctx) != NGX_OK)
+            || (ctx->op == NGX_HTTP_HISTORY_OP_ONLINE
+                && ngx_http_history_online_body(r, ctx) != NGX_OK)))
     {
         ctx->failed = 1;
     }

@@ -334,10 +334,48 @@ ngx_http_history_make_key(ngx_http_request_t *r,
 
 
 /*
+ * The online set of a visitor: one of history_online_shards sets, by the
+ * CRC-32 of the visitor's key (zlib's, as Python's zlib.crc32 computes it)
+ */
+
+ngx_uint_t
+ngx_http_history_online_shard(ngx_http_history_loc_conf_t *hlcf,
+    ngx_str_t *visitor)
+{
+    if (hlcf->online_shards == 1) {
+        return 0;
+    }
+
+    return ngx_crc32_long(visitor->data, visitor->len) % hlcf->online_shards;
+}
+
+
+/* <prefix>online, or <prefix>online:<shard> with several sets */
+
+ngx_int_t
+ngx_http_history_online_key(ngx_http_request_t *r,
+    ngx_http_history_loc_conf_t *hlcf, ngx_uint_t shard, ngx_str_t *k)
+{
+    u_char     buf[NGX_INT_T_LEN];
+    ngx_str_t  n;
+
+    if (hlcf->online_shards == 1) {
+        return ngx_http_history_make_key(r, hlcf, "online", NULL, NULL, k);
+    }
+
+    n.data = buf;
+    n.len = ngx_sprintf(buf, "%ui", shard) - buf;
+
+    return ngx_http_history_make_key(r, hlcf, "online:", &n, NULL, k);
+}
+
+
+/*
  * The visitor's last action: SET <last action key> <now> EX <timeout> and
- * ZADD <prefix>online <now> <visitor>, at most once a second per visitor
- * and worker.  Once a second per worker the online set is also pruned of
- * visitors gone for longer than the timeout, and its TTL refreshed.
+ * ZADD <online set> <now> <visitor>, at most once a second per visitor
+ * and worker.  Once a second per worker and set the online set is also
+ * pruned of visitors gone for longer than the timeout, and its TTL
+ * refreshed.
  */
 
 static void
@@ -348,7 +386,7 @@ ngx_http_history_last_action(ngx_http_request_t *r,
     time_t                     now;
     uint32_t                   check;
     ngx_str_t                  k, online;
-    ngx_uint_t                 hash;
+    ngx_uint_t                 hash, shard;
     ngx_http_history_seen_t   *seen;
     ngx_http_history_batch_t   b;
 
@@ -383,9 +421,9 @@ ngx_http_history_last_action(ngx_http_request_t *r,
         return;
     }
 
-    if (ngx_http_history_make_key(r, hlcf, "online", NULL, NULL, &online)
-        != NGX_OK)
-    {
+    shard = ngx_http_history_online_shard(hlcf, key);
+
+    if (ngx_http_history_online_key(r, hlcf, shard, &online) != NGX_OK) {
         return;
     }
 
@@ -409,8 +447,8 @@ ngx_http_history_last_action(ngx_http_request_t *r,
     ngx_http_history_batch_number(&b, now);
     ngx_http_history_batch_arg(&b, key->data, key->len);
 
-    if (hmcf->pruned != now) {
-        hmcf->pruned = now;
+    if (hmcf->pruned[shard] != now) {
+        hmcf->pruned[shard] = now;
 
         ngx_http_history_batch_command(&b, "ZREMRANGEBYSCORE");
         ngx_http_history_batch_key(&b, &online);

@@ -1003,18 +1003,29 @@ fuzz_check_redis(fuzz_call_t *fc)
 }
 
 
-/* history_length: a number from 1 to 1000 */
+/* history_length: a number within the bounds of its command's post */
 
 static void
 fuzz_check_number(fuzz_call_t *fc)
 {
-    ngx_int_t    n;
-    ngx_uint_t  *np;
+    u_char                  reason[64];
+    ngx_int_t               n;
+    ngx_uint_t             *np;
+    ngx_conf_num_bounds_t  *bounds;
+
+    bounds = fc->d->cmd->post;
+
+    FUZZ_CHECK(bounds->low == 1
+               && bounds->high == NGX_HTTP_HISTORY_LENGTH_MAX,
+               "%s: bounds %ld to %ld", fuzz_line(fc), (long) bounds->low,
+               (long) bounds->high);
 
     if (!fuzz_decimal(&fc->value[1], &n)
-        || n < 1 || n > NGX_HTTP_HISTORY_LENGTH_MAX)
+        || n < bounds->low || n > bounds->high)
     {
-        fuzz_want_invalid(fc, 1, "it must be a number from 1 to 1000");
+        (void) ngx_sprintf(reason, "it must be a number from %i to %i%Z",
+                           bounds->low, bounds->high);
+        fuzz_want_invalid(fc, 1, (char *) reason);
         return;
     }
 

@@ -22,7 +22,9 @@
  *                exclude and limit taken from the args as
  *                ngx_http_history_respond() does
  *   forget       DEL
- *   online       ngx_http_history_online_body(), with ?ids= parsed by
+ *   online       ngx_http_history_online_part() for one set, then for
+ *                each of four (the same reply for each), then
+ *                ngx_http_history_online_body(), with ?ids= parsed by
  *                ngx_http_history_parse_ids()
  *   views        ngx_http_history_views_count() for each count (the
  *                same reply for each), then ngx_http_history_views_body(),
@@ -129,6 +131,26 @@ fuzz_link_takes(redisReply *reply, const char *name)
            && reply->type != REDIS_REPLY_ERROR;
 }
 
+/* how many of the ids are in that online set */
+
+static size_t
+fuzz_online_ids(ngx_array_t *ids, ngx_uint_t shard)
+{
+    size_t       n;
+    ngx_str_t   *id;
+    ngx_uint_t   i;
+
+    id = ids->elts;
+    n = 0;
+
+    for (i = 0; i < ids->nelts; i++) {
+        n += (ngx_http_history_online_shard(&fuzz_hlcf, &id[i]) == shard);
+    }
+
+    return n;
+}
+
+
 /*
  * The link's callback for each of n units a request waits for, with the
  * same reply (history_views waits for one unit per count, the others for
@@ -139,7 +161,7 @@ static ngx_http_history_ctx_t *
 fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     ngx_uint_t n, redisReply *reply)
 {
-    ngx_uint_t               i;
+    ngx_uint_t               i, k;
     ngx_http_history_ctx_t  *ctx;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_history_ctx_t));
@@ -153,10 +175,18 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
     ctx->event.data = ctx;
     ctx->event.log = r->connection->log;
 
+    /* as the handlers make them: online keeps a total and a time per id */
+
+    k = (op == NGX_HTTP_HISTORY_OP_ONLINE) ? 1 + ids->nelts : n;
+
     ctx->parts = ngx_pcalloc(r->pool, n * sizeof(ngx_http_history_part_t));
-    ctx->counts = ngx_pcalloc(r->pool, n * sizeof(off_t));
+    ctx->counts = ngx_pcalloc(r->pool, k * sizeof(off_t));
     if (ctx->parts == NULL || ctx->counts == NULL) {
         abort();
+    }
+
+    for (i = 1; op == NGX_HTTP_HISTORY_OP_ONLINE && i < k; i++) {
+        ctx->counts[i] = -1;
     }
 
     ctx->nparts = n;
@@ -477,7 +507,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t                       j, used;
     ngx_int_t                    n, rc;
     ngx_str_t                    exclude, value;
-    ngx_uint_t                   limit, views, count, want;
+    ngx_uint_t                   limit, views, count, want, shards;
     redisReply                  *reply;
     ngx_array_t                 *ids;
     redisReader                 *reader;
@@ -591,18 +621,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
 
-        /* online: [count, [score, ...]] or [count] */
+        /*
+         * online: [count, [score, ...]] or [count], from one set, then
+         * the same reply from each of four sets: a score for each id of
+         * that set, and a total that does not overflow
+         */
 
         fuzz_hlcf.online_timeout = 300;
 
-        want = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
-               && reply->element[0]->type == REDIS_REPLY_INTEGER
-               && (reply->elements == 1
-                   || (reply->element[1]->type == REDIS_REPLY_ARRAY
-                       && reply->element[1]->elements == ids->nelts));
+        for (shards = 1; shards <= 4; shards += 3) {
+            fuzz_hlcf.online_shards = shards;
 
-        ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, 1, reply);
-        fuzz_body(ctx, "online", want);
+            want = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+                   && reply->element[0]->type == REDIS_REPLY_INTEGER
+                   && reply->element[0]->integer >= 0
+                   && reply->element[0]->integer
+                      <= (long long) (NGX_MAX_OFF_T_VALUE / shards);
+
+            for (j = 0; want && reply->elements > 1 && j < shards; j++) {
+                want = reply->element[1]->type == REDIS_REPLY_ARRAY
+                       && reply->element[1]->elements
+                          == fuzz_online_ids(ids, j);
+            }
+
+            ctx = fuzz_call(r, NGX_HTTP_HISTORY_OP_ONLINE, ids, shards,
+                            reply);
+            fuzz_body(ctx, "online", want);
+        }
+
+        fuzz_hlcf.online_shards = 1;
 
         /* views: a count per id and kind (total, today, unique) */
 

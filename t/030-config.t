@@ -632,3 +632,45 @@ ok
 --- must_die
 --- error_log
 invalid port in "127.0.0.1:notaport" of the "history_redis" directive
+
+
+
+=== TEST 49: history_online_shards of zero
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_online_shards 0;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "0" in "history_online_shards" directive, it must be a number from 1 to 64
+
+
+
+=== TEST 50: history_online_shards over the maximum, and not a number
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_online_shards 65;
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "65" in "history_online_shards" directive, it must be a number from 1 to 64
+
+
+
+=== TEST 51: history_online_shards that is not a number
+--- http_config
+    history_redis 127.0.0.1:6379;
+    history_online_shards many;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid value "many" in "history_online_shards" directive

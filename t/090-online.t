@@ -201,3 +201,79 @@ Cookie: sessionid=abc
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 9: history_online_shards: each visitor's last action goes to the set its key's CRC-32 picks
+--- http_config
+    history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_key $arg_v;
+    history_last_action on;
+    history_online_shards 4;
+--- config
+    location = /t {
+        return 200 "ok\n";
+    }
+--- pipelined_requests eval
+["GET /t?v=alice", "GET /t?v=bob", "GET /t?v=abc"]
+--- response_body eval
+["ok\n", "ok\n", "ok\n"]
+--- redis eval
+use Compress::Zlib;
+"ZRANGE history:online:" . (crc32("alice") % 4) . " 0 -1 => alice\n"
+. "ZRANGE history:online:" . (crc32("bob") % 4) . " 0 -1 => bob\n"
+. "ZRANGE history:online:" . (crc32("abc") % 4) . " 0 -1 => abc\n"
+. "TTL history:online:" . (crc32("abc") % 4) . " => /^(29\\d|300)\$/\n"
+. "ZCARD history:online:1 => 0\n"
+. "EXISTS history:online => 0\n"
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: history_online adds up every set, and finds each id in its own
+--- http_config
+    history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_online_shards 4;
+--- config
+    location = /online {
+        history_online;
+    }
+--- redis_init eval
+use Compress::Zlib;
+my $t = time;
+"ZADD history:online:" . (crc32("alice") % 4) . " " . ($t - 10) . " alice "
+. ($t - 1000) . " carol\n"
+. "ZADD history:online:" . (crc32("bob") % 4) . " " . ($t - 100) . " bob\n"
+. "ZADD history:online " . $t . " eve\n"
+--- request
+GET /online?ids=alice,carol,dave,bob
+--- response_body eval
+my $t = time;
+'{"online":2,"visitors":{"alice":{"online":true,"last_seen":' . ($t - 10)
+. '},"carol":{"online":false,"last_seen":' . ($t - 1000)
+. '},"dave":{"online":false,"last_seen":null},'
+. '"bob":{"online":true,"last_seen":' . ($t - 100) . '}}}'
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: one set that is not a sorted set: the fallback, not a wrong total
+--- http_config
+    history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    history_online_shards 4;
+--- config
+    location = /online {
+        history_online;
+    }
+--- redis_init eval
+"ZADD history:online:0 " . time . " bob\n"
+. "SET history:online:1 x\n"
+--- request
+GET /online
+--- response_body: {}
+--- error_log
+redis replied with an error: "WRONGTYPE
+--- no_error_log
+[alert]

@@ -14,6 +14,7 @@ use warnings;
 
 use Test::More;
 use POSIX ();
+use Compress::Zlib qw(crc32);
 use Time::HiRes qw(time sleep);
 
 use HistoryProc;
@@ -68,6 +69,18 @@ http {
         }
         location = /online {
             history_key \$arg_v;
+            history_online;
+        }
+        location = /s/action {
+            history_prefix s:;
+            history_key \$arg_v;
+            history_last_action on;
+            history_online_shards 6;
+            return 204;
+        }
+        location = /s/online {
+            history_prefix s:;
+            history_online_shards 6;
             history_online;
         }
         location = /views {
@@ -169,6 +182,37 @@ is(owner_call('history:last_action:u7', 'EXISTS', 'history:last_action:u7'),
 (undef, $body) = fetch('/online?ids=u7,nobody');
 like($body, qr/^\{"online":1000,"visitors":\{"u7":\{"online":true,"last_seen":\d+\},"nobody":\{"online":false,"last_seen":null\}\}\}$/,
      'the online answer from its node counts every visitor');
+
+# the online set in six sets: spread over the masters, read from all
+
+for my $i (1 .. 300) {
+    get("/s/action?v=u$i");
+}
+
+my (%set_master, $in_set, $sets);
+
+RedisTopology::wait_until(sub {
+    $sets = 0;
+    $sets += owner_call("s:online:$_", 'ZCARD', "s:online:$_") for 0 .. 5;
+    $sets == 300 }, 10);
+is($sets, 300, 'six online sets hold the 300 visitors between them');
+
+$in_set = 0;
+
+for my $i (1 .. 300) {
+    my $set = 's:online:' . (crc32("u$i") % 6);
+    $in_set++ if defined owner_call($set, 'ZSCORE', $set, "u$i");
+}
+
+$set_master{$c->key_owner("s:online:$_")}++ for 0 .. 5;
+
+is($in_set, 300, "each visitor is in the set its key's CRC-32 names");
+ok(keys %set_master >= 2, 'the sets are on ' . (keys %set_master)
+                          . ' of the 3 masters');
+
+(undef, $body) = fetch('/s/online?ids=u7,u8,nobody');
+like($body, qr/^\{"online":300,"visitors":\{"u7":\{"online":true,"last_seen":\d+\},"u8":\{"online":true,"last_seen":\d+\},"nobody":\{"online":false,"last_seen":null\}\}\}$/,
+     'history_online adds up the six sets from their nodes');
 
 my (undef, undef, undef, $head) = fetch('/header?v=u8');
 like($head, qr/^X-History: 8\r?$/m, '$history from the cluster');
