@@ -104,6 +104,7 @@ static void fuzz_check_number(fuzz_call_t *fc);
 static void fuzz_check_time(fuzz_call_t *fc);
 static void fuzz_check_status(fuzz_call_t *fc);
 static void fuzz_check_pattern(fuzz_call_t *fc);
+static void fuzz_check_key_pattern(fuzz_call_t *fc);
 static void fuzz_check_serve(fuzz_call_t *fc);
 static void fuzz_check_enum(fuzz_call_t *fc);
 static void fuzz_check_online(fuzz_call_t *fc);
@@ -115,7 +116,7 @@ static void fuzz_check_cookie(fuzz_call_t *fc);
 
 /*
  * The input's first byte modulo their number picks one: the seeds in
- * t/fuzz/directives/ start with 'F' + index (70 % 14 == 0), so a change
+ * t/fuzz/directives/ start with 'P' + index (80 % 16 == 0), so a change
  * here means rewriting that byte of each seed.
  */
 
@@ -148,6 +149,10 @@ static fuzz_directive_t  fuzz_directives[] = {
       fuzz_check_stats, NULL },
     { ngx_string("history_cookie"), ngx_http_history_cookie,
       fuzz_check_cookie, NULL },
+    { ngx_string("history_key_pattern"), ngx_http_history_set_key_pattern,
+      fuzz_check_key_pattern, NULL },
+    { ngx_string("history_online_shards"), ngx_http_history_set_number,
+      fuzz_check_number, NULL },
 };
 
 #define FUZZ_NDIRECTIVES                                                      \
@@ -1003,22 +1008,26 @@ fuzz_check_redis(fuzz_call_t *fc)
 }
 
 
-/* history_length: a number within the bounds of its command's post */
+/*
+ * history_length, history_online_shards: a number from 1 to 1000, to 64
+ * (docs/directives.md), as the bounds in the command's post say
+ */
 
 static void
 fuzz_check_number(fuzz_call_t *fc)
 {
     u_char                  reason[64];
-    ngx_int_t               n;
+    ngx_int_t               n, high;
     ngx_uint_t             *np;
     ngx_conf_num_bounds_t  *bounds;
 
     bounds = fc->d->cmd->post;
 
-    FUZZ_CHECK(bounds->low == 1
-               && bounds->high == NGX_HTTP_HISTORY_LENGTH_MAX,
-               "%s: bounds %ld to %ld", fuzz_line(fc), (long) bounds->low,
-               (long) bounds->high);
+    high = fuzz_is(&fc->d->name, "history_length") ? 1000 : 64;
+
+    FUZZ_CHECK(bounds->low == 1 && bounds->high == high,
+               "%s: bounds %ld to %ld, documented 1 to %ld", fuzz_line(fc),
+               (long) bounds->low, (long) bounds->high, (long) high);
 
     if (!fuzz_decimal(&fc->value[1], &n)
         || n < bounds->low || n > bounds->high)
@@ -1136,6 +1145,47 @@ fuzz_check_pattern(fuzz_call_t *fc)
 
     FUZZ_CHECK(fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_PATTERN
                && fc->hlcf->pattern != NULL,
+               "%s: no pattern stored", fuzz_line(fc));
+#endif
+}
+
+
+/* history_key_pattern regex | off */
+
+static void
+fuzz_check_key_pattern(fuzz_call_t *fc)
+{
+#if (NGX_PCRE)
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t  rc;
+
+    if (fuzz_is(&fc->value[1], "off")) {
+        fuzz_want_ok(fc);
+
+        FUZZ_CHECK(fc->hlcf->key_mode == NGX_HTTP_HISTORY_KEY_OFF,
+                   "%s: keys still checked", fuzz_line(fc));
+        return;
+    }
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern = fc->value[1];
+    rc.pool = fc->cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        fuzz_want_error(fc, ngx_snprintf(fuzz_want, NGX_MAX_CONF_ERRSTR,
+                                         "invalid value \"%V\" in \"%V\" "
+                                         "directive, %V", &fc->value[1],
+                                         &fc->value[0], &rc.err));
+        return;
+    }
+
+    fuzz_want_ok(fc);
+
+    FUZZ_CHECK(fc->hlcf->key_mode == NGX_HTTP_HISTORY_KEY_REGEX
+               && fc->hlcf->key_regex != NULL,
                "%s: no pattern stored", fuzz_line(fc));
 #endif
 }
