@@ -137,6 +137,27 @@ sub on_owners {
     return $good;
 }
 
+# a view of product $product->(i) by visitor <tag>i for each i up to $n,
+# then, once they are in: (how many answered, how many landed, the keys)
+
+sub views_landed {
+    my ($tag, $n, $product) = @_;
+    my $ok = 0;
+
+    for my $i (1 .. $n) {
+        my ($status) = get('/product/' . $product->($i) . "?v=$tag$i");
+        $ok++ if $status == 200;
+    }
+
+    my @keys = map { "history:$tag$_" } 1 .. $n;
+    my $want = sub { my ($i) = $_[0] =~ /(\d+)$/; $product->($i) };
+    my $good = 0;
+
+    wait_for(sub { ($good = on_owners($want, @keys)) == $n }, 10);
+
+    return ($ok, $good, @keys);
+}
+
 sub asking_calls {
     my $port = shift;
     return ($c->node($port)->info('cmdstat_asking') // '') =~ /calls=(\d+)/
@@ -150,20 +171,9 @@ my $t0 = time;
 # addresses DNS gave; the names are asked, and not per request
 
 my $n = 300;
-my $ok = 0;
-
-for my $i (1 .. $n) {
-    my ($status) = get('/product/' . ($i % 30) . "?v=h$i");
-    $ok++ if $status == 200;
-}
+my ($ok, $good, @keys) = views_landed('h', $n, sub { $_[0] % 30 });
 
 is($ok, $n, "$n views answered");
-
-my @keys = map { "history:h$_" } 1 .. $n;
-my $want = sub { my ($i) = $_[0] =~ /(\d+)$/; $i % 30 };
-
-my $good = 0;
-wait_for(sub { ($good = on_owners($want, @keys)) == $n }, 10);
 is($good, $n, "each of the $n lists is on the master owning its slot");
 
 my %per_master;
@@ -289,14 +299,7 @@ ok(defined wait_for(sub {
    'the name too long is logged');
 is($dns->queries(qr/aaaaaaaa/), 0, 'and never asked');
 
-my @late = map { "history:late$_" } 1 .. 60;
-
-for my $i (1 .. 60) {
-    get("/product/5?v=late$i");
-}
-
-$good = 0;
-wait_for(sub { ($good = on_owners(sub { 5 }, @late)) == 60 }, 10);
+(undef, $good, my @late) = views_landed('late', 60, sub { 5 });
 is($good, 60, 'views still land on every master, those two included');
 
 my %late_owner;
@@ -334,14 +337,7 @@ ok(defined wait_for(sub {
 
 my $asked_before = $dns->queries;
 
-my @plain = map { "history:p$_" } 1 .. 60;
-
-for my $i (1 .. 60) {
-    get("/product/6?v=p$i");
-}
-
-$good = 0;
-wait_for(sub { ($good = on_owners(sub { 6 }, @plain)) == 60 }, 10);
+(undef, $good) = views_landed('p', 60, sub { 6 });
 is($good, 60, 'and the views land on their masters');
 
 is(log_count(qr/\[warn\].*redis cluster node "127\.0\.0\.2:\d+" reached by its "ip": its endpoint is a hostname, which needs "resolver"/),
