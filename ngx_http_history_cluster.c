@@ -10,8 +10,10 @@
  * on a timer, after MOVED and after a node's connection fails, one refresh
  * at a time and at most one a second per worker, spread across workers;
  * and what MOVED, ASK, TRYAGAIN, CLUSTERDOWN, EXECABORT and CROSSSLOT mean
- * for the unit they answer.  Calls the link's node table only
- * (ngx_http_history_cluster.h); never sees a request or a unit.
+ * for the unit they answer; nodes named by hostname, resolved with
+ * nginx's resolver and kept for its TTL.  Calls the link's node table only
+ * (ngx_http_history_cluster.h) and nginx's resolver; never sees a request
+ * or a unit.
  */
 
 
@@ -27,6 +29,11 @@
 #define NGX_HTTP_HISTORY_REFRESH_EVERY   10000
 #define NGX_HTTP_HISTORY_CLUSTER_LOG     60
 
+/* hostnames a worker keeps, the longest, and when to ask after a failure */
+#define NGX_HTTP_HISTORY_NAMES           64
+#define NGX_HTTP_HISTORY_NAME_LEN        253
+#define NGX_HTTP_HISTORY_NAME_RETRY      10
+
 
 typedef struct {
     ngx_uint_t                     start;
@@ -35,9 +42,36 @@ typedef struct {
 } ngx_http_history_range_t;
 
 
+/*
+ * A hostname a map or a redirect named, and the address nginx's resolver
+ * gave for it: one address (port 0), kept until the resolver's TTL (or
+ * its valid=) has passed, and used while it is asked again.
+ */
+
+typedef struct {
+    ngx_http_history_cluster_t    *cluster;
+    ngx_resolver_ctx_t            *ctx;        /* a resolution in flight */
+    ngx_sockaddr_t                 sockaddr;
+    socklen_t                      socklen;    /* 0: no address yet */
+    time_t                         valid;      /* asked again after this */
+    time_t                         used;       /* last named */
+    time_t                         logged;
+    unsigned                       starting:1; /* in ngx_resolve_name() */
+    size_t                         len;
+    u_char                         name[NGX_HTTP_HISTORY_NAME_LEN + 1];
+} ngx_http_history_name_t;
+
+
 struct ngx_http_history_cluster_s {
     ngx_http_history_link_t       *link;
     ngx_log_t                     *log;
+
+    /* the nodes named by hostname */
+    ngx_resolver_t                *resolver;   /* NULL: none configured */
+    ngx_msec_t                     resolver_timeout;
+    time_t                         names_logged;
+    ngx_uint_t                     nnames;
+    ngx_http_history_name_t        names[NGX_HTTP_HISTORY_NAMES];
 
     ngx_event_t                    refresh;
     ngx_msec_t                     asked;      /* when a map was last asked */
@@ -69,9 +103,26 @@ static void ngx_http_history_cluster_apply(ngx_http_history_cluster_t *cl,
 static redisReply *ngx_http_history_cluster_field(redisReply *map,
     char *name);
 static ngx_uint_t ngx_http_history_cluster_is(redisReply *reply, char *s);
+static ngx_http_history_node_t *ngx_http_history_cluster_endpoint(
+    ngx_http_history_cluster_t *cl, redisReply *endpoint, redisReply *ip,
+    ngx_int_t port);
 static ngx_http_history_node_t *ngx_http_history_cluster_addr(
     ngx_http_history_cluster_t *cl, u_char *host, size_t len,
     ngx_int_t port, ngx_http_history_node_t *asked);
+static ngx_uint_t ngx_http_history_cluster_address(u_char *host,
+    size_t len);
+static ngx_uint_t ngx_http_history_cluster_hostname(u_char *host,
+    size_t len);
+static ngx_int_t ngx_http_history_cluster_resolve(
+    ngx_http_history_cluster_t *cl, u_char *host, size_t len,
+    ngx_sockaddr_t *sa, socklen_t *socklen);
+static ngx_http_history_name_t *ngx_http_history_cluster_name(
+    ngx_http_history_cluster_t *cl, u_char *host, size_t len);
+static void ngx_http_history_cluster_ask(ngx_http_history_cluster_t *cl,
+    ngx_http_history_name_t *name);
+static void ngx_http_history_cluster_resolved(ngx_resolver_ctx_t *ctx);
+static ngx_int_t ngx_http_history_cluster_sockaddr_cmp(struct sockaddr *a,
+    struct sockaddr *b);
 
 
 ngx_http_history_cluster_t *
@@ -113,6 +164,9 @@ ngx_http_history_cluster_create(ngx_http_history_link_t *link,
     cl->refresh.log = log;
     cl->refresh.cancelable = 1;
 
+    cl->resolver = rcf->resolver;
+    cl->resolver_timeout = rcf->resolver_timeout;
+
     cl->asked = ngx_current_msec - NGX_HTTP_HISTORY_REFRESH_MIN;
 
     /* a timer, not a posted event: nothing else may wake the worker */
@@ -125,6 +179,17 @@ ngx_http_history_cluster_create(ngx_http_history_link_t *link,
 void
 ngx_http_history_cluster_destroy(ngx_http_history_cluster_t *cl)
 {
+    ngx_uint_t  i;
+
+    /* the resolutions in flight: their handlers are not called */
+
+    for (i = 0; i < cl->nnames; i++) {
+        if (cl->names[i].ctx) {
+            ngx_resolve_name_done(cl->names[i].ctx);
+            cl->names[i].ctx = NULL;
+        }
+    }
+
     if (cl->refresh.timer_set) {
         ngx_del_timer(&cl->refresh);
     }
@@ -444,27 +509,10 @@ ngx_http_history_cluster_shards(ngx_http_history_cluster_t *cl,
             }
 
             ip = ngx_http_history_cluster_field(n, "ip");
+            v = ngx_http_history_cluster_field(n, "endpoint");
 
-            if (ip == NULL || ip->type != REDIS_REPLY_STRING
-                || ip->len == 0)
-            {
-                v = ngx_http_history_cluster_field(n, "endpoint");
-
-                if (v && v->type == REDIS_REPLY_STRING) {
-                    ip = v;
-                }
-            }
-
-            if (ip == NULL || ip->type != REDIS_REPLY_STRING
-                || (ip->len == 1 && ip->str[0] == '?'))
-            {
-                continue;
-            }
-
-            node = ngx_http_history_cluster_addr(cl, (u_char *) ip->str,
-                                                 ip->len,
-                                                 (ngx_int_t) port->integer,
-                                                 cl->asking);
+            node = ngx_http_history_cluster_endpoint(cl, v, ip,
+                                                 (ngx_int_t) port->integer);
             break;
         }
 
@@ -509,7 +557,7 @@ ngx_http_history_cluster_slots(ngx_http_history_cluster_t *cl,
     redisReply *reply, ngx_array_t *ranges)
 {
     size_t                     i;
-    redisReply                *r, *m;
+    redisReply                *r, *m, *ip;
     ngx_http_history_node_t   *node;
     ngx_http_history_range_t  *range;
 
@@ -539,15 +587,19 @@ ngx_http_history_cluster_slots(ngx_http_history_cluster_t *cl,
             return NGX_ERROR;
         }
 
-        if (m->element[0]->len == 1 && m->element[0]->str[0] == '?') {
-            continue;
+        /*
+         * since Redis 7 the first element is the endpoint, and a flat map
+         * after the id has the "ip" of a node named by hostname
+         */
+
+        ip = NULL;
+
+        if (m->elements > 3 && m->element[3]->type == REDIS_REPLY_ARRAY) {
+            ip = ngx_http_history_cluster_field(m->element[3], "ip");
         }
 
-        node = ngx_http_history_cluster_addr(cl,
-                                             (u_char *) m->element[0]->str,
-                                             m->element[0]->len,
-                                             (ngx_int_t) m->element[1]->integer,
-                                             cl->asking);
+        node = ngx_http_history_cluster_endpoint(cl, m->element[0], ip,
+                                         (ngx_int_t) m->element[1]->integer);
         if (node == NULL) {
             continue;
         }
@@ -610,7 +662,7 @@ ngx_http_history_cluster_apply(ngx_http_history_cluster_t *cl,
  * What an error reply means in a cluster.  MOVED gives its slot to the
  * node it names at once and asks for a refresh; ASK names a node for this
  * unit only.  *target is the node named, or NULL if it cannot be used (a
- * hostname, or too many nodes).
+ * hostname not resolved yet, or too many nodes).
  */
 
 ngx_http_history_redirect_e
@@ -747,9 +799,73 @@ ngx_http_history_cluster_is(redisReply *reply, char *s)
 
 
 /*
- * The node at host:port, made if new.  The host is an IP address as Redis
- * announces it; an empty one means the node that answered.  A hostname
- * would need a resolver: such a node is skipped, and that is logged.
+ * The node a map names: by the endpoint Redis tells clients to use
+ * (cluster-preferred-endpoint-type), by its "ip" when that endpoint is a
+ * hostname and there is no resolver (logged once a minute), or when the
+ * endpoint is unknown ("?").
+ */
+
+static ngx_http_history_node_t *
+ngx_http_history_cluster_endpoint(ngx_http_history_cluster_t *cl,
+    redisReply *endpoint, redisReply *ip, ngx_int_t port)
+{
+    redisReply  *use;
+
+    if (endpoint
+        && (endpoint->type != REDIS_REPLY_STRING
+            || (endpoint->len == 1 && endpoint->str[0] == '?')))
+    {
+        endpoint = NULL;
+    }
+
+    if (ip
+        && (ip->type != REDIS_REPLY_STRING
+            || (ip->len == 1 && ip->str[0] == '?')))
+    {
+        ip = NULL;
+    }
+
+    use = endpoint;
+
+    if (endpoint == NULL || endpoint->len == 0) {
+        use = ip ? ip : endpoint;
+
+    } else if (cl->resolver == NULL
+               && !ngx_http_history_cluster_address((u_char *) endpoint->str,
+                                                    endpoint->len)
+               && ip
+               && ngx_http_history_cluster_address((u_char *) ip->str,
+                                                   ip->len))
+    {
+        use = ip;
+
+        if (ngx_time() - cl->hostname_logged >= NGX_HTTP_HISTORY_CLUSTER_LOG)
+        {
+            cl->hostname_logged = ngx_time();
+
+            ngx_log_error(NGX_LOG_WARN, cl->log, 0,
+                          "redis cluster node \"%*s:%i\" reached by its "
+                          "\"ip\": its endpoint is a hostname, which needs "
+                          "\"resolver\" in the http block",
+                          (size_t) ip->len, ip->str, port);
+        }
+    }
+
+    if (use == NULL) {
+        return NULL;
+    }
+
+    return ngx_http_history_cluster_addr(cl, (u_char *) use->str, use->len,
+                                         port, cl->asking);
+}
+
+
+/*
+ * The node at host:port, made if new.  The host is an IP address, an
+ * empty one means the node that answered, and a hostname is resolved
+ * (ngx_http_history_cluster_resolve()): until its address is known, or
+ * without a resolver, it gives no node, and units and slots wait for a
+ * map that has one.
  */
 
 static ngx_http_history_node_t *
@@ -810,15 +926,347 @@ ngx_http_history_cluster_addr(ngx_http_history_cluster_t *cl, u_char *host,
 
 #endif
 
-    if (ngx_time() - cl->hostname_logged >= NGX_HTTP_HISTORY_CLUSTER_LOG) {
-        cl->hostname_logged = ngx_time();
+    /* a hostname: never anything but a DNS name goes to the log */
 
-        ngx_log_error(NGX_LOG_ERR, cl->log, 0,
-                      "redis cluster node \"%*s:%i\" skipped: nodes named "
-                      "by hostname are not resolved, announce their IP "
-                      "addresses (cluster-preferred-endpoint-type ip)",
-                      len, host, port);
+    if (!ngx_http_history_cluster_hostname(host, len)) {
+
+        if (ngx_time() - cl->names_logged >= NGX_HTTP_HISTORY_CLUSTER_LOG) {
+            cl->names_logged = ngx_time();
+
+            ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                          "redis cluster node skipped: its host of %uz "
+                          "bytes is neither an address nor a hostname",
+                          len);
+        }
+
+        return NULL;
     }
 
-    return NULL;
+    if (cl->resolver == NULL) {
+
+        if (ngx_time() - cl->hostname_logged >= NGX_HTTP_HISTORY_CLUSTER_LOG)
+        {
+            cl->hostname_logged = ngx_time();
+
+            ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                          "redis cluster node \"%*s:%i\" skipped: hostnames "
+                          "need \"resolver\" in the http block", len, host,
+                          port);
+        }
+
+        return NULL;
+    }
+
+    if (ngx_http_history_cluster_resolve(cl, host, len, &sa, &socklen)
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
+
+    return ngx_http_history_link_node_add(cl->link, &sa.sockaddr, socklen);
+}
+
+
+/* whether host is an IP address */
+
+static ngx_uint_t
+ngx_http_history_cluster_address(u_char *host, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    u_char  buf[16];
+#endif
+
+    if (len == 0) {
+        return 0;
+    }
+
+    if (ngx_inet_addr(host, len) != INADDR_NONE) {
+        return 1;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (ngx_inet6_addr(host, len, buf) == NGX_OK) {
+        return 1;
+    }
+#endif
+
+    return 0;
+}
+
+
+/*
+ * Whether host, not an IP address, may be a DNS name: letters, digits,
+ * "-", "_" and dots, beginning with a letter or digit, at most 253 bytes
+ * (nginx's resolver checks the labels)
+ */
+
+static ngx_uint_t
+ngx_http_history_cluster_hostname(u_char *host, size_t len)
+{
+    u_char  c;
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_HISTORY_NAME_LEN) {
+        return 0;
+    }
+
+    if (ngx_inet_addr(host, len) != INADDR_NONE) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = host[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9'))
+        {
+            continue;
+        }
+
+        if (i > 0 && (c == '-' || c == '_' || c == '.')) {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * The address of a hostname, as nginx's resolver gave it.  A name new, or
+ * known for longer than the resolver said it is valid, is asked (again);
+ * meanwhile what is known is used.  NGX_AGAIN: no address yet, NGX_DECLINED:
+ * the table of names is full.
+ */
+
+static ngx_int_t
+ngx_http_history_cluster_resolve(ngx_http_history_cluster_t *cl,
+    u_char *host, size_t len, ngx_sockaddr_t *sa, socklen_t *socklen)
+{
+    ngx_http_history_name_t  *name;
+
+    name = ngx_http_history_cluster_name(cl, host, len);
+
+    if (name == NULL) {
+
+        if (ngx_time() - cl->names_logged >= NGX_HTTP_HISTORY_CLUSTER_LOG) {
+            cl->names_logged = ngx_time();
+
+            ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                          "redis cluster node \"%*s\" skipped: more than "
+                          "%d hostnames", len, host, NGX_HTTP_HISTORY_NAMES);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    name->used = ngx_time();
+
+    if (name->ctx == NULL && name->valid < ngx_time()) {
+        ngx_http_history_cluster_ask(cl, name);
+    }
+
+    if (name->socklen == 0) {
+        return NGX_AGAIN;
+    }
+
+    ngx_memcpy(sa, &name->sockaddr, name->socklen);
+    *socklen = name->socklen;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The entry of a hostname, made if new: in a free one, or in the one
+ * named longest ago, if not this second and not being resolved
+ */
+
+static ngx_http_history_name_t *
+ngx_http_history_cluster_name(ngx_http_history_cluster_t *cl, u_char *host,
+    size_t len)
+{
+    ngx_uint_t                i;
+    ngx_http_history_name_t  *name, *old;
+
+    old = NULL;
+
+    for (i = 0; i < cl->nnames; i++) {
+        name = &cl->names[i];
+
+        if (name->len == len && ngx_strncasecmp(name->name, host, len) == 0) {
+            return name;
+        }
+
+        if (name->ctx == NULL && (old == NULL || name->used < old->used)) {
+            old = name;
+        }
+    }
+
+    if (cl->nnames < NGX_HTTP_HISTORY_NAMES) {
+        name = &cl->names[cl->nnames++];
+
+    } else if (old && old->used != ngx_time()) {
+        name = old;
+
+    } else {
+        return NULL;
+    }
+
+    ngx_memzero(name, sizeof(ngx_http_history_name_t));
+
+    name->cluster = cl;
+    name->len = len;
+    ngx_strlow(name->name, host, len);
+
+    return name;
+}
+
+
+/* a resolution of the name; its handler may run before this returns */
+
+static void
+ngx_http_history_cluster_ask(ngx_http_history_cluster_t *cl,
+    ngx_http_history_name_t *name)
+{
+    ngx_resolver_ctx_t  *ctx;
+
+    ctx = ngx_resolve_start(cl->resolver, NULL);
+
+    if (ctx == NULL || ctx == NGX_NO_RESOLVER) {
+        name->valid = ngx_time() + NGX_HTTP_HISTORY_NAME_RETRY;
+        return;
+    }
+
+    ctx->name.data = name->name;
+    ctx->name.len = name->len;
+    ctx->handler = ngx_http_history_cluster_resolved;
+    ctx->data = name;
+    ctx->timeout = cl->resolver_timeout;
+
+    /* a worker that exits does not wait for it */
+    ctx->cancelable = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, cl->log, 0,
+                   "history: redis cluster node \"%s\" resolving",
+                   name->name);
+
+    name->ctx = ctx;
+    name->starting = 1;
+
+    if (ngx_resolve_name(ctx) != NGX_OK) {
+        /* ctx is freed */
+        name->ctx = NULL;
+        name->valid = ngx_time() + NGX_HTTP_HISTORY_NAME_RETRY;
+    }
+
+    name->starting = 0;
+}
+
+
+/*
+ * The resolver's answer: of its addresses (as many as it has), the same
+ * one every time, the lowest, IPv4 first.  A new or changed address asks
+ * for the map again, which then gives the name's slots their node.  A
+ * failure keeps what was known, and is logged once a minute per name.
+ */
+
+static void
+ngx_http_history_cluster_resolved(ngx_resolver_ctx_t *ctx)
+{
+    ngx_http_history_name_t *name = ctx->data;
+
+    time_t                       now;
+    ngx_uint_t                   i, changed;
+    ngx_resolver_addr_t         *addr;
+    ngx_http_history_cluster_t  *cl;
+
+    cl = name->cluster;
+    now = ngx_time();
+
+    name->ctx = NULL;
+
+    addr = NULL;
+
+    if (ctx->state == NGX_OK) {
+        for (i = 0; i < ctx->naddrs; i++) {
+            if (ctx->addrs[i].socklen > (socklen_t) sizeof(ngx_sockaddr_t)) {
+                continue;
+            }
+
+            if (addr == NULL
+                || ngx_http_history_cluster_sockaddr_cmp(
+                       ctx->addrs[i].sockaddr, addr->sockaddr) < 0)
+            {
+                addr = &ctx->addrs[i];
+            }
+        }
+    }
+
+    if (addr == NULL) {
+        name->valid = (ctx->valid > now) ? ctx->valid
+                                         : now + NGX_HTTP_HISTORY_NAME_RETRY;
+
+        if (now - name->logged >= NGX_HTTP_HISTORY_CLUSTER_LOG) {
+            name->logged = now;
+
+            ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                          "redis cluster node \"%s\" could not be resolved "
+                          "(%i: %s)%s", name->name, ctx->state,
+                          ngx_resolver_strerror(ctx->state),
+                          name->socklen ? ", its last address kept" : "");
+        }
+
+        ngx_resolve_name_done(ctx);
+        return;
+    }
+
+    changed = (name->socklen == 0
+               || ngx_cmp_sockaddr(&name->sockaddr.sockaddr, name->socklen,
+                                   addr->sockaddr, addr->socklen, 0)
+                  != NGX_OK);
+
+    if (changed) {
+        ngx_memcpy(&name->sockaddr, addr->sockaddr, addr->socklen);
+        name->socklen = addr->socklen;
+        ngx_inet_set_port(&name->sockaddr.sockaddr, 0);
+    }
+
+    name->valid = ctx->valid;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, cl->log, 0,
+                   "history: redis cluster node \"%s\" resolved, %ui "
+                   "addresses, valid %T s", name->name, ctx->naddrs,
+                   ctx->valid - now);
+
+    ngx_resolve_name_done(ctx);
+
+    /* an answer at once (nginx's cache) is used by the map being read */
+
+    if (changed && !name->starting) {
+        ngx_http_history_cluster_refresh(cl);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_history_cluster_sockaddr_cmp(struct sockaddr *a, struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family) {
+        return (a->sa_family == AF_INET) ? -1 : 1;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (a->sa_family == AF_INET6) {
+        return ngx_memcmp(&((struct sockaddr_in6 *) a)->sin6_addr,
+                          &((struct sockaddr_in6 *) b)->sin6_addr, 16);
+    }
+#endif
+
+    return ngx_memcmp(&((struct sockaddr_in *) a)->sin_addr,
+                      &((struct sockaddr_in *) b)->sin_addr, 4);
 }

@@ -1035,6 +1035,7 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_history_main_conf_t *hmcf = conf;
 
     ngx_str_t                          name;
+    ngx_http_core_loc_conf_t          *clcf;
     ngx_http_compile_complex_value_t   ccv;
 
     ngx_conf_init_msec_value(hmcf->redis.connect_timeout, 1000);
@@ -1058,6 +1059,24 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
         && ngx_http_history_ssl_init_conf(cf, hmcf->redis.ssl) != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    /*
+     * a cluster may name its nodes by hostname: they are resolved with the
+     * http block's "resolver", if it has one (nginx's default has no
+     * address), else reached by their IP addresses
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (hmcf->redis.cluster && clcf->resolver
+        && clcf->resolver->connections.nelts)
+    {
+        hmcf->redis.resolver = clcf->resolver;
+        hmcf->redis.resolver_timeout = clcf->resolver_timeout;
+
+        /* resolver_timeout's default, as nginx merges it */
+        ngx_conf_init_msec_value(hmcf->redis.resolver_timeout, 30000);
     }
 
     ngx_str_set(&name, "history_stats");

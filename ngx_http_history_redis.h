@@ -94,6 +94,10 @@ typedef struct {
     ngx_uint_t                     queue;
     size_t                         max_reply;  /* 0: the default */
     ngx_http_history_ssl_conf_t   *ssl;        /* NULL: plain TCP */
+
+    /* a cluster's nodes named by hostname: the http block's resolver */
+    ngx_resolver_t                *resolver;   /* NULL: none configured */
+    ngx_msec_t                     resolver_timeout;
 } ngx_http_history_redis_conf_t;
 
 

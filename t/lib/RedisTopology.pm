@@ -308,6 +308,12 @@ sub tls_args {
 #                  --tls-replication yes (tls-auth-clients no unless
 #                  auth_clients says otherwise)
 #   args           more redis-server arguments for every node
+#   announce_hostname  a format of the node's port ('n%d.redis.test'):
+#                  each node announces that hostname
+#   endpoint_type  cluster-preferred-endpoint-type (ip, hostname,
+#                  unknown-endpoint; Redis's default: ip)
+#   announce_ip    the address each node announces as its "ip"; it
+#                  listens there too, as well as on 127.0.0.1
 
 sub start_cluster {
     my (%a) = @_;
@@ -343,6 +349,21 @@ sub start_cluster {
         if (defined $a{password}) {
             push @args, '--requirepass', $a{password},
                         '--masterauth', $a{password};
+        }
+
+        if (defined $a{announce_hostname}) {
+            push @args, '--cluster-announce-hostname',
+                        sprintf($a{announce_hostname}, $port);
+        }
+
+        if (defined $a{endpoint_type}) {
+            push @args, '--cluster-preferred-endpoint-type',
+                        $a{endpoint_type};
+        }
+
+        if (defined $a{announce_ip}) {
+            push @args, '--bind', '127.0.0.1', $a{announce_ip},
+                        '--cluster-announce-ip', $a{announce_ip};
         }
 
         $self->{nodes}{$port} = start_server(
