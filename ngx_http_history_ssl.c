@@ -11,7 +11,8 @@
  * opened: the session of the last connection offered again, the name sent
  * as SNI, the certificate checked against the trusted CA and the node's
  * name (an address against the certificate's IP addresses), the new
- * session kept for the next connection, close_notify on close.  It calls
+ * session kept for the next connection, close_notify on close; each
+ * handshake counted in the link's figures and the node's.  It calls
  * nginx's ngx_ssl_* and OpenSSL only; it knows no request and no Redis
  * command.  The link calls it.
  */
