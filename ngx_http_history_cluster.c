@@ -81,10 +81,12 @@ struct ngx_http_history_cluster_s {
     ngx_uint_t                     tries;      /* nodes asked, no map yet */
 
     time_t                         hostname_logged;
+    time_t                         port_logged;
     time_t                         error_logged;
 
     unsigned                       waiting:1;  /* a refresh in flight */
     unsigned                       slots:1;    /* CLUSTER SLOTS */
+    unsigned                       tls:1;      /* the nodes' TLS ports */
 
     ngx_http_history_node_t       *map[NGX_HTTP_HISTORY_SLOTS];
 };
@@ -100,6 +102,8 @@ static ngx_int_t ngx_http_history_cluster_slots(
     ngx_http_history_cluster_t *cl, redisReply *reply, ngx_array_t *ranges);
 static void ngx_http_history_cluster_apply(ngx_http_history_cluster_t *cl,
     ngx_array_t *ranges);
+static void ngx_http_history_cluster_no_port(ngx_http_history_cluster_t *cl,
+    redisReply *node);
 static redisReply *ngx_http_history_cluster_field(redisReply *map,
     char *name);
 static ngx_uint_t ngx_http_history_cluster_is(redisReply *reply, char *s);
@@ -141,6 +145,7 @@ ngx_http_history_cluster_create(ngx_http_history_link_t *link,
 
     cl->link = link;
     cl->log = log;
+    cl->tls = (rcf->ssl != NULL);
 
     /* the seeds: whichever answers first gives the map */
 
@@ -446,8 +451,13 @@ ngx_http_history_cluster_retry(ngx_http_history_cluster_t *cl,
 /*
  * CLUSTER SHARDS: an array of shards, each a flat map with "slots" (pairs
  * of integers) and "nodes" (flat maps with "ip", "endpoint", "port",
- * "role", "health").  A shard's master that is not "online" gives no
- * owner: its slots stay where the map had them until one is promoted.
+ * "tls-port", "role", "health").  A shard's master that is not "online"
+ * gives no owner: its slots stay where the map had them until one is
+ * promoted.  The port is that of the link's kind, whichever connection
+ * asked: "tls-port" over TLS, "port" over TCP; Redis gives a node only
+ * the ports it has (with --port 0, no "port"), and "tls-port" only with
+ * tls-cluster yes.  A master without one is no owner either, and that is
+ * logged.
  */
 
 static ngx_int_t
@@ -502,9 +512,11 @@ ngx_http_history_cluster_shards(ngx_http_history_cluster_t *cl,
                 continue;
             }
 
-            port = ngx_http_history_cluster_field(n, "port");
+            port = ngx_http_history_cluster_field(n, cl->tls ? "tls-port"
+                                                             : "port");
 
             if (port == NULL || port->type != REDIS_REPLY_INTEGER) {
+                ngx_http_history_cluster_no_port(cl, n);
                 continue;
             }
 
@@ -549,7 +561,8 @@ ngx_http_history_cluster_shards(ngx_http_history_cluster_t *cl,
 
 /*
  * CLUSTER SLOTS: an array of [start, end, [ip, port, id, ...], replicas];
- * the first node is the master.
+ * the first node is the master, its port that of the asking connection's
+ * kind (TLS or not), as in MOVED and ASK.
  */
 
 static ngx_int_t
@@ -764,6 +777,43 @@ ngx_http_history_cluster_redirect(ngx_http_history_cluster_t *cl,
     }
 
     return type;
+}
+
+
+/*
+ * A master of CLUSTER SHARDS without a port of the link's kind: a TLS-only
+ * node asked for "port", or a node of a cluster without tls-cluster yes
+ * (or without a TLS port) asked for "tls-port".  Its slots stay where the
+ * map had them; logged once a minute.
+ */
+
+static void
+ngx_http_history_cluster_no_port(ngx_http_history_cluster_t *cl,
+    redisReply *node)
+{
+    redisReply  *ip;
+
+    if (ngx_time() - cl->port_logged < NGX_HTTP_HISTORY_CLUSTER_LOG) {
+        return;
+    }
+
+    cl->port_logged = ngx_time();
+
+    ip = ngx_http_history_cluster_field(node, "ip");
+
+    if (ip == NULL || ip->type != REDIS_REPLY_STRING) {
+        ip = NULL;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                  "redis cluster master \"%*s\" skipped: CLUSTER SHARDS "
+                  "gives it no \"%s\" (%s)",
+                  ip ? (size_t) ip->len : (size_t) 1, ip ? ip->str : "?",
+                  cl->tls ? "tls-port" : "port",
+                  cl->tls ? "TLS to a cluster needs tls-cluster yes on "
+                            "its nodes"
+                          : "a TLS-only cluster needs \"tls\" in "
+                            "\"history_redis\"");
 }
 
 

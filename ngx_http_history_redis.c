@@ -677,7 +677,8 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     }
 
     if (ngx_http_history_ssl_node_init(&node->ssl, link->conf, &host,
-                                       link->stats, link->pool)
+                                       link->stats, node->stats,
+                                       link->pool)
         != NGX_OK)
     {
         return NGX_ERROR;

@@ -140,7 +140,10 @@ typedef struct {
 #define NGX_HTTP_HISTORY_ROLE_MASTER   1
 
 
-/* one node of a worker's link, in the link's figures */
+/*
+ * One node of a worker's link, in the link's figures: those from "slots"
+ * up to "addr" are all ngx_atomic_t, in the order history_stats shows them.
+ */
 
 typedef struct {
     ngx_atomic_t                   used;       /* 1 once addr is written */
@@ -149,8 +152,19 @@ typedef struct {
     ngx_atomic_t                   connected;
     ngx_atomic_t                   redirects;  /* MOVED, ASK, TRYAGAIN ... */
     ngx_atomic_t                   refreshes;  /* slot maps it answered */
+    ngx_atomic_t                   tls;        /* 1 when TLS is up */
+    ngx_atomic_t                   tls_handshakes;
+    ngx_atomic_t                   tls_reused; /* ... resuming a session */
+    ngx_atomic_t                   tls_failures;
     u_char                         addr[NGX_SOCKADDR_STRLEN + 1];
 } ngx_http_history_node_stats_t;
+
+
+/* the node's fields that are figures */
+#define NGX_HTTP_HISTORY_NODE_FIGURES                                         \
+    ((offsetof(ngx_http_history_node_stats_t, addr)                           \
+      - offsetof(ngx_http_history_node_stats_t, slots))                       \
+     / sizeof(ngx_atomic_t))
 
 
 /*
@@ -174,7 +188,7 @@ typedef struct {
     ngx_atomic_t                   fallbacks;  /* ... with the fallback */
     ngx_atomic_t                   resent;     /* idempotent, after a loss */
     ngx_atomic_t                   redirected; /* units sent elsewhere */
-    ngx_atomic_t                   tls;        /* 1 when TLS is up */
+    ngx_atomic_t                   tls;        /* connections up over TLS */
     ngx_atomic_t                   tls_handshakes;
     ngx_atomic_t                   tls_reused; /* ... resuming a session */
     ngx_atomic_t                   tls_failures;

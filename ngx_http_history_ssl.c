@@ -11,7 +11,8 @@
  * opened: the session of the last connection offered again, the name sent
  * as SNI, the certificate checked against the trusted CA and the node's
  * name (an address against the certificate's IP addresses), the new
- * session kept for the next connection, close_notify on close.  It calls
+ * session kept for the next connection, close_notify on close; each
+ * handshake counted in the link's figures and the node's.  It calls
  * nginx's ngx_ssl_* and OpenSSL only; it knows no request and no Redis
  * command.  The link calls it.
  */
@@ -253,7 +254,8 @@ ngx_http_history_ssl_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t
 ngx_http_history_ssl_node_init(ngx_http_history_ssl_node_t *sn,
     ngx_http_history_redis_conf_t *rcf, ngx_str_t *host,
-    ngx_http_history_link_stats_t *stats, ngx_pool_t *pool)
+    ngx_http_history_link_stats_t *stats,
+    ngx_http_history_node_stats_t *node_stats, ngx_pool_t *pool)
 {
     u_char     *p;
     size_t      len;
@@ -267,6 +269,7 @@ ngx_http_history_ssl_node_init(ngx_http_history_ssl_node_t *sn,
     sn->conf = rcf->ssl;
     sn->timeout = rcf->connect_timeout;
     sn->stats = stats;
+    sn->node_stats = node_stats;
 
     if (sn->conf == NULL) {
         return NGX_OK;
@@ -446,11 +449,15 @@ ngx_http_history_ssl_handshaked(ngx_http_history_ssl_node_t *sn,
         }
     }
 
-    sn->stats->tls = 1;
+    sn->up = 1;
+    sn->stats->tls++;
     sn->stats->tls_handshakes++;
+    sn->node_stats->tls = 1;
+    sn->node_stats->tls_handshakes++;
 
     if (SSL_session_reused(c->ssl->connection)) {
         sn->stats->tls_reused++;
+        sn->node_stats->tls_reused++;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, c->log, 0,
@@ -465,6 +472,7 @@ ngx_http_history_ssl_handshaked(ngx_http_history_ssl_node_t *sn,
 failed:
 
     sn->stats->tls_failures++;
+    sn->node_stats->tls_failures++;
 
     /* a session of a connection that failed is not offered again */
 
@@ -561,9 +569,13 @@ ngx_http_history_ssl_close(ngx_http_history_ssl_node_t *sn,
 {
 #if (NGX_SSL)
 
-    if (c->ssl) {
-        sn->stats->tls = 0;
+    if (sn->up) {
+        sn->up = 0;
+        sn->stats->tls--;
+        sn->node_stats->tls = 0;
+    }
 
+    if (c->ssl) {
         c->ssl->no_wait_shutdown = 1;
 
         if (ngx_ssl_shutdown(c) == NGX_AGAIN) {

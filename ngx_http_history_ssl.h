@@ -41,7 +41,10 @@ struct ngx_http_history_ssl_conf_s {
 };
 
 
-/* a node's TLS: the name its certificate must carry, its last session */
+/*
+ * A node's TLS: the name its certificate must carry, its last session,
+ * and where it is counted: the link's figures and the node's own.
+ */
 
 typedef struct {
     ngx_http_history_ssl_conf_t    *conf;      /* NULL: plain TCP */
@@ -49,9 +52,11 @@ typedef struct {
     ngx_uint_t                      address;   /* the name is an address */
     ngx_msec_t                      timeout;
     ngx_http_history_link_stats_t  *stats;
+    ngx_http_history_node_stats_t  *node_stats;
 #if (NGX_SSL)
     ngx_ssl_session_t              *session;
 #endif
+    unsigned                        up:1;      /* counted in "tls" */
 } ngx_http_history_ssl_node_t;
 
 
@@ -61,7 +66,8 @@ char *ngx_http_history_ssl_init_conf(ngx_conf_t *cf,
 
 ngx_int_t ngx_http_history_ssl_node_init(ngx_http_history_ssl_node_t *sn,
     ngx_http_history_redis_conf_t *rcf, ngx_str_t *host,
-    ngx_http_history_link_stats_t *stats, ngx_pool_t *pool);
+    ngx_http_history_link_stats_t *stats,
+    ngx_http_history_node_stats_t *node_stats, ngx_pool_t *pool);
 void ngx_http_history_ssl_node_free(ngx_http_history_ssl_node_t *sn);
 ngx_int_t ngx_http_history_ssl_handshake(ngx_http_history_ssl_node_t *sn,
     ngx_connection_t *c, ngx_connection_handler_pt handler);

@@ -87,7 +87,8 @@ static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
       "Units of work a cluster redirected (MOVED, ASK, TRYAGAIN, "
       "CLUSTERDOWN)." },
     { "tls", "redis_tls", "gauge",
-      "Whether the worker's Redis connection is up over TLS." },
+      "The worker's Redis connections up over TLS (one per connected "
+      "node of a cluster)." },
     { "tls_handshakes", "tls_handshakes_total", "counter",
       "TLS handshakes with Redis done and verified." },
     { "tls_reused", "tls_sessions_reused_total", "counter",
@@ -109,8 +110,22 @@ static ngx_http_history_stats_name_t  ngx_http_history_stats_node_names[] = {
       "Units of work the node redirected (MOVED, ASK, TRYAGAIN, "
       "CLUSTERDOWN)." },
     { "refreshes", "node_refreshes_total", "counter",
-      "Cluster slot maps the node answered." }
+      "Cluster slot maps the node answered." },
+    { "tls", "node_tls", "gauge",
+      "Whether the worker's connection to the node is up over TLS." },
+    { "tls_handshakes", "node_tls_handshakes_total", "counter",
+      "TLS handshakes with the node done and verified." },
+    { "tls_reused", "node_tls_sessions_reused_total", "counter",
+      "TLS handshakes with the node that resumed its former session." },
+    { "tls_failures", "node_tls_failures_total", "counter",
+      "TLS handshakes with the node that failed, timed out, or whose "
+      "certificate was refused." }
 };
+
+
+#define NGX_HTTP_HISTORY_STATS_NODE_FIELDS                                    \
+    (sizeof(ngx_http_history_stats_node_names)                                \
+     / sizeof(ngx_http_history_stats_name_t))
 
 
 ngx_int_t
@@ -395,9 +410,12 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
           + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64)
           + n * (256 + 2 * NGX_SOCKADDR_STRLEN)
           + n * NGX_HTTP_HISTORY_STATS_NODES
-            * (prometheus ? 4 * (128 + NGX_SOCKADDR_STRLEN)
-                          : 128 + NGX_SOCKADDR_STRLEN + 4 * NGX_ATOMIC_T_LEN)
-          + (prometheus ? 4 * 200 : 0);
+            * (prometheus ? NGX_HTTP_HISTORY_STATS_NODE_FIELDS
+                            * (160 + NGX_SOCKADDR_STRLEN)
+                          : 64 + NGX_SOCKADDR_STRLEN
+                            + NGX_HTTP_HISTORY_STATS_NODE_FIELDS
+                              * (24 + NGX_ATOMIC_T_LEN))
+          + (prometheus ? NGX_HTTP_HISTORY_STATS_NODE_FIELDS * 200 : 0);
 
     body.data = ngx_pnalloc(r->pool, len);
     if (body.data == NULL) {
@@ -564,13 +582,14 @@ ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
 
 /*
  * A worker's cluster nodes, as its map has them: address, role, slots,
- * connected, redirects, refreshes.  None with a single server.
+ * connected, redirects, refreshes and TLS.  None with a single server.
  */
 
 static u_char *
 ngx_http_history_stats_nodes(u_char *p, ngx_http_history_link_stats_t *link)
 {
-    ngx_uint_t                      k;
+    ngx_uint_t                      j, k;
+    ngx_atomic_t                   *v;
     ngx_http_history_node_stats_t  *ns;
 
     for (k = 0; k < NGX_HTTP_HISTORY_STATS_NODES; k++) {
@@ -580,14 +599,19 @@ ngx_http_history_stats_nodes(u_char *p, ngx_http_history_link_stats_t *link)
             break;
         }
 
-        p = ngx_sprintf(p, "%s{\"address\":\"%s\",\"role\":\"%s\","
-                           "\"slots\":%uA,\"connected\":%uA,"
-                           "\"redirects\":%uA,\"refreshes\":%uA}",
+        p = ngx_sprintf(p, "%s{\"address\":\"%s\",\"role\":\"%s\"",
                         k ? "," : ",\"nodes\":[", ns->addr,
                         ns->role == NGX_HTTP_HISTORY_ROLE_MASTER
-                        ? "master" : "none",
-                        ns->slots, ns->connected, ns->redirects,
-                        ns->refreshes);
+                        ? "master" : "none");
+
+        v = &ns->slots;
+
+        for (j = 0; j < NGX_HTTP_HISTORY_STATS_NODE_FIELDS; j++) {
+            p = ngx_sprintf(p, ",\"%s\":%uA",
+                            ngx_http_history_stats_node_names[j].json, v[j]);
+        }
+
+        *p++ = '}';
     }
 
     if (k) {
@@ -605,7 +629,7 @@ ngx_http_history_stats_node_metrics(u_char *p,
     ngx_http_history_stats_slot_t **run, ngx_uint_t n)
 {
     ngx_uint_t                      i, j, k;
-    ngx_atomic_uint_t               v;
+    ngx_atomic_t                   *v;
     ngx_http_history_stats_name_t  *name;
     ngx_http_history_node_stats_t  *ns;
 
@@ -620,7 +644,7 @@ ngx_http_history_stats_node_metrics(u_char *p,
         return p;
     }
 
-    for (j = 0; j < 4; j++) {
+    for (j = 0; j < NGX_HTTP_HISTORY_STATS_NODE_FIELDS; j++) {
         name = &ngx_http_history_stats_node_names[j];
 
         p = ngx_sprintf(p, "# HELP nginx_history_%s %s\n"
@@ -636,9 +660,7 @@ ngx_http_history_stats_node_metrics(u_char *p,
                     break;
                 }
 
-                v = j == 0 ? ns->slots
-                    : j == 1 ? ns->connected
-                    : j == 2 ? ns->redirects : ns->refreshes;
+                v = &ns->slots;
 
                 p = ngx_sprintf(p, "nginx_history_%s{worker=\"%uA\","
                                    "pid=\"%uA\",node=\"%s\","
@@ -646,7 +668,7 @@ ngx_http_history_stats_node_metrics(u_char *p,
                                 name->prometheus, run[i]->worker,
                                 run[i]->link.pid, ns->addr,
                                 ns->role == NGX_HTTP_HISTORY_ROLE_MASTER
-                                ? "master" : "none", v);
+                                ? "master" : "none", v[j]);
             }
         }
     }
@@ -675,6 +697,16 @@ ngx_http_history_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            sizeof(ngx_http_history_stats_names)
                            / sizeof(ngx_http_history_stats_name_t),
                            (size_t) NGX_HTTP_HISTORY_STATS_FIELDS);
+        return NGX_CONF_ERROR;
+    }
+
+    if (NGX_HTTP_HISTORY_STATS_NODE_FIELDS != NGX_HTTP_HISTORY_NODE_FIGURES) {
+        /* a field of a node's figures without its names */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "history_stats: the table of node names has "
+                           "%uz entries for %uz fields",
+                           (size_t) NGX_HTTP_HISTORY_STATS_NODE_FIELDS,
+                           (size_t) NGX_HTTP_HISTORY_NODE_FIGURES);
         return NGX_CONF_ERROR;
     }
 

@@ -30,6 +30,8 @@ BENCH_PORT_CALLGRIND=${BENCH_PORT_CALLGRIND:-18200}   # its backend: +2
 BENCH_PORT_CLUSTER=${BENCH_PORT_CLUSTER:-18086}   # its backend: +2
 BENCH_CLUSTER_PORT=${BENCH_CLUSTER_PORT:-18400}   # six cluster nodes from it
 BENCH_PORT_TLS=${BENCH_PORT_TLS:-18090}           # its backend: +2
+BENCH_PORT_CTLS=${BENCH_PORT_CTLS:-18094}         # its backend: +2
+# with CLUSTER_TLS=1, the cluster's nodes have TLS ports too, from +10
 
 BENCH_QUICK=${BENCH_QUICK:-0}
 if [ "$BENCH_QUICK" = 1 ]; then
@@ -194,7 +196,7 @@ MODULE_SIDES=(module)
 
 is_module_side() {
     case $1 in
-        module|base|cluster|tls) return 0 ;;
+        module|base|cluster|tls|ctls) return 0 ;;
         *)           return 1 ;;
     esac
 }
@@ -212,26 +214,31 @@ side_port() {
         tls)       echo "$BENCH_PORT_TLS" ;;
         django)    echo "$BENCH_PORT_DJANGO" ;;
         cluster)   echo "$BENCH_PORT_CLUSTER" ;;
+        ctls)      echo "$BENCH_PORT_CTLS" ;;
         *)         die "no port for side $1" ;;
     esac
 }
 
 # the copy of a side's module that its nginx loads (bench/run.sh makes it);
-# the cluster side loads the module side's
+# the cluster and TLS sides load the module side's
 side_so() {
     case $1 in
-        cluster|tls) echo "$BENCH_DIR/module.so" ;;
+        cluster|tls|ctls) echo "$BENCH_DIR/module.so" ;;
         *)         echo "$BENCH_DIR/$1.so" ;;
     esac
 }
 
-# render DIR SIDE(module|base|plain|cluster|tls) PORT WORKERS MASTER(on|off);
-# the lines marked #T are the tls side's only
+# render DIR SIDE(module|base|plain|cluster|tls|ctls) PORT WORKERS
+# MASTER(on|off); the lines marked #T are the TLS sides' only (tls: the
+# single Redis over TLS, ctls: the cluster over TLS)
 nginx_render() {
     local dir=$1 side=$2 port=$3 workers=$4 master=$5 keep drop redis
 
     if is_module_side "$side"; then keep=M; drop=P; else keep=P; drop=M; fi
-    if [ "$side" = tls ]; then keep='[MT]'; else drop="[${drop}T]"; fi
+    case $side in
+        tls|ctls) keep='[MT]' ;;
+        *)        drop="[${drop}T]" ;;
+    esac
 
     redis="127.0.0.1:$BENCH_REDIS_PORT"
     if [ "$side" = cluster ]; then
@@ -240,6 +247,10 @@ nginx_render() {
     fi
     if [ "$side" = tls ]; then
         redis="127.0.0.1:$BENCH_REDIS_TLS_PORT tls"
+    fi
+    if [ "$side" = ctls ]; then
+        redis="127.0.0.1:$((BENCH_CLUSTER_PORT + 10))"
+        redis="$redis 127.0.0.1:$((BENCH_CLUSTER_PORT + 11)) cluster tls"
     fi
 
     mkdir -p "$dir/tmp"
@@ -383,7 +394,7 @@ rss_kb() {             # pid... -> VmRSS, kB
 
 side_pids() {
     case $1 in
-        module|base|plain|cluster|tls) nginx_workers "$1" ;;
+        module|base|plain|cluster|tls|ctls) nginx_workers "$1" ;;
         django)       django_pids ;;
     esac
 }
@@ -415,8 +426,10 @@ round() {
     local div=1 cmd served landed wrkcpu b0 b1
     local HSTAT_SIDE=$side REDIS_PORTS=${REDIS_PORTS:-}
 
-    # the cluster side's Redis figures are its masters'
-    if [ "$side" = cluster ]; then REDIS_PORTS=$(cluster_masters); fi
+    # the cluster sides' Redis figures are the masters'
+    case $side in
+        cluster|ctls) REDIS_PORTS=$(cluster_masters) ;;
+    esac
 
     port=$(side_port "$side")
     pids=$(side_pids "$side")
@@ -596,11 +609,11 @@ summary() {
                 s == "django" ? "gunicorn" : "nginx",
                 s == "django" ? med(s, 16) : med(s, 14), med(s, 15),
                 med(s, 19), med(s, 20)
-            if (landed != "-" && s ~ /^(module|base|cluster|tls)$/)
+            if (landed != "-" && s ~ /^(module|base|cluster|tls|ctls)$/)
                 printf "  %s %d of %d (%.2f %%)",
                        scen ~ /^(serve|fetch)/ ? "read from Redis" : "landed",
                        landed, served, served ? 100 * landed / served : 0
-            if (s ~ /^(module|base|cluster|tls)$/ && (lost || fb))
+            if (s ~ /^(module|base|cluster|tls|ctls)$/ && (lost || fb))
                 printf "  dropped+failed %d fallbacks %d", lost, fb
             if (err) printf "  errors %d", err
             printf "\n"
@@ -610,16 +623,29 @@ summary() {
 
 
 # A Redis Cluster of 6 nodes (3 masters, 3 replicas) from BENCH_CLUSTER_PORT,
-# node timeout 2 s, as t/lib/RedisTopology.pm makes it for the tests
+# node timeout 2 s, as t/lib/RedisTopology.pm makes it for the tests.  With
+# CLUSTER_TLS=1 each node also has a TLS port, 10 above its own, and
+# --tls-cluster yes --tls-replication yes: the bus and replication go over
+# TLS, a TCP client is given the TCP ports, a TLS client the TLS ports.
+
+cluster_tls_args() {   # port
+    local c=$BENCH_DIR/certs
+    [ "${CLUSTER_TLS:-0}" = 1 ] || return 0
+    echo --tls-port $(($1 + 10)) --tls-cert-file "$c/server.crt" \
+        --tls-key-file "$c/server.key" --tls-ca-cert-file "$c/ca.crt" \
+        --tls-auth-clients no --tls-cluster yes --tls-replication yes
+}
 
 cluster_node_start() { # port
     local p=$1 d=$BENCH_DIR/cluster/$1
     mkdir -p "$d"
+    # shellcheck disable=SC2046
     redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
         --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
         --save '' --appendonly no --repl-diskless-sync-delay 0 \
         --dir "$d" --daemonize yes --pidfile "$d/redis.pid" \
-        --logfile "$d/redis.log" ${BENCH_CLUSTER_ARGS:-} 9>&- >/dev/null
+        --logfile "$d/redis.log" $(cluster_tls_args "$p") \
+        ${BENCH_CLUSTER_ARGS:-} 9>&- >/dev/null
     wait_port "$p" || die "cluster node $p did not start: $d/redis.log"
 }
 
@@ -628,14 +654,20 @@ cluster_ports() {
 }
 
 cluster_start() {
-    local p addrs=()
+    local p addrs=() tls=()
     cluster_stop
     rm -rf "$BENCH_DIR/cluster"
+    if [ "${CLUSTER_TLS:-0}" = 1 ]; then
+        perl -I"$BENCH_TOP/t/lib" -MRedisTopology -e 'make_certs($ARGV[0])' \
+            "$BENCH_DIR/certs" || die "the test certificates could not be made"
+        # the nodes meet at the ports of their bus's kind
+        tls=(--tls --cacert "$BENCH_DIR/certs/ca.crt")
+    fi
     for p in $(cluster_ports); do
         cluster_node_start "$p"
-        addrs+=("127.0.0.1:$p")
+        addrs+=("127.0.0.1:$(( p + (${#tls[@]} ? 10 : 0) ))")
     done
-    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 \
+    redis-cli "${tls[@]}" --cluster create "${addrs[@]}" --cluster-replicas 1 \
         --cluster-yes > "$BENCH_DIR/cluster/create.log" 2>&1 \
         || die "redis-cli --cluster create failed: $BENCH_DIR/cluster/create.log"
     cluster_wait_ok 30 || die "the cluster is not ok"

@@ -28,6 +28,9 @@
 #              more redis-server arguments for the nodes)
 #   tls        recording and serving with Redis over TLS against plain TCP,
 #              the same Redis on both ports
+#   ctls       recording against a 3-master Redis Cluster over TLS against
+#              the same cluster over TCP (its nodes on both kinds of port,
+#              --tls-cluster yes)
 #   plots      docs/img/*.png from the figures
 #
 # Each comparison runs its sides in the same run, alternating, for
@@ -47,7 +50,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ALL=(write serve fetch action django syscalls callgrind redisunit
-     visitors length conns workers rss cluster tls plots)
+     visitors length conns workers rss cluster tls ctls plots)
 
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=("${ALL[@]}")
@@ -101,6 +104,7 @@ cleanup() {
     nginx_stop plain
     nginx_stop cluster
     nginx_stop tls
+    nginx_stop ctls
     django_stop
     redis_stop
     cluster_stop
@@ -513,6 +517,27 @@ run_tls() {
     nginx_start module
 }
 
+# A cluster over TLS: one cluster whose nodes have a TCP and a TLS port,
+# nginx with the module on each kind; recording, both sides alternating,
+# and the worker's CPU per request
+run_ctls() {
+    section "ctls: recording against a Redis Cluster over TLS, against TCP"
+    CLUSTER_TLS=1 cluster_start
+    nginx_start cluster
+    nginx_start ctls
+    echo "  masters: $(cluster_masters)"
+    fresh history:
+    locked rounds ctls-write '/product/%d' lpush cluster ctls
+    summary ctls-write cluster cluster ctls
+    echo "CTLS    handshakes $(hstat tls_handshakes ctls)," \
+         "resumed $(hstat tls_reused ctls), failures" \
+         "$(hstat tls_failures ctls), connections over TLS $(hstat tls ctls)" \
+        | tee -a "$BENCH_RESULTS/summary.txt"
+    nginx_stop ctls
+    nginx_stop cluster
+    cluster_stop
+}
+
 run_plots() {
     section "plots"
     bash "$BENCH_SRC/plot.sh" || echo "  plots failed (gnuplot)"
@@ -522,7 +547,7 @@ run_plots() {
 for s in "${sections[@]}"; do
     case $s in
         write|serve|fetch|action|django|syscalls|callgrind|redisunit|\
-        visitors|length|conns|workers|rss|cluster|tls|plots)
+        visitors|length|conns|workers|rss|cluster|tls|ctls|plots)
             "run_$s" ;;
         *) die "unknown section $s (sections: ${ALL[*]})" ;;
     esac
@@ -551,7 +576,7 @@ echo "bench: done in $(( $(date +%s) - started ))s, of which" \
 # a view accepted and not landed while Redis keeps up (the scenarios) is a
 # broken promise, and so is one missing and not counted as dropped (the
 # scale points, where Redis may fall behind)
-if awk '/^SUMMARY (write|action|page|cluster) +(module|cluster)/ && / landed / {
+if awk '/^SUMMARY (write|action|page|cluster|ctls-write) +(module|cluster|ctls)/ && / landed / {
             for (i = 1; i < NF; i++) if ($i == "landed") { a = $(i + 1); b = $(i + 3) }
             if (a + 0 < b + 0) bad = 1
         }

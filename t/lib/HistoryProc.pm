@@ -128,18 +128,19 @@ sub slurp {
     return $s;
 }
 
-# one request on a new connection: (status, seconds)
+# one request on a new connection: (status, seconds, body)
 
 sub get {
     my $uri = shift;
     my $t0 = time;
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p{hport}",
-                                  Timeout => 5) or return (0, 0);
+                                  Timeout => 5) or return (0, 0, '');
     print $s "GET $uri HTTP/1.0\r\nHost: localhost\r\n\r\n";
     local $/;
     my $resp = <$s> // '';
     my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
-    return ($status // 0, time - $t0);
+    my ($body) = $resp =~ m{\r\n\r\n(.*)\z}s;
+    return ($status // 0, time - $t0, $body // '');
 }
 
 # a view of product i by visitor <tag>i for each i: (answered, slowest)

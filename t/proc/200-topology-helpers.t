@@ -361,7 +361,27 @@ sub shape {
     my %node = @{ $shards->[0][3][0] };
     ok(exists $node{'tls-port'} && !exists $node{port},
        'CLUSTER SHARDS names TLS ports only');
+
+    # what the module relies on: CLUSTER SLOTS and MOVED over TLS name
+    # the TLS ports; replicas sync over TLS
+    my %tls = map { $_ => 1 } $c->ports;
+    my $slots = $c->call($port + 10, 'CLUSTER', 'SLOTS');
+    is(scalar(grep { $tls{ $_->[2][1] } } @$slots), 3,
+       'CLUSTER SLOTS over TLS: the masters at their TLS ports');
+    my $key = 'k0';
+    $key++ while $c->key_owner($key) == $port + 10;
+    my $moved = $c->call($port + 10, 'SET', $key, 'v');
+    like("$moved", qr/^MOVED \d+ 127\.0\.0\.1:(\d+)$/, 'MOVED over TLS');
+    ok("$moved" =~ /:(\d+)$/ && $tls{$1}, 'naming a TLS port');
+    my $owner = $c->node($c->key_owner($key));
+    is($owner->cli('SET', $key, 'v'), 'OK', 'redis-cli --tls on the owner');
+    is($c->node($c->replica_of($owner->port))->info('master_link_status'),
+       'up', 'a replica linked to its master over TLS');
+
+    my @pids = map { $c->node($_)->pid } $c->live_ports;
+    is(scalar @pids, 6, 'six TLS nodes with pids');
     $c->stop;
+    is(scalar(grep { !gone($_) } @pids), 0, 'stop: all TLS nodes gone');
 }
 
 
