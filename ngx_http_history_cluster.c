@@ -153,7 +153,7 @@ ngx_http_history_cluster_create(ngx_http_history_link_t *link,
 
     for (i = 0; i < rcf->seeds.nelts; i++) {
         node = ngx_http_history_link_node_add(link, addr[i].sockaddr,
-                                              addr[i].socklen);
+                                              addr[i].socklen, NULL);
         if (node == NULL) {
             ngx_free(cl);
             return NULL;
@@ -924,6 +924,7 @@ ngx_http_history_cluster_addr(ngx_http_history_cluster_t *cl, u_char *host,
 {
     socklen_t         socklen;
     in_addr_t         inaddr;
+    ngx_str_t         name;
     ngx_sockaddr_t    sa;
     struct sockaddr  *asked_sa;
 
@@ -948,7 +949,7 @@ ngx_http_history_cluster_addr(ngx_http_history_cluster_t *cl, u_char *host,
         ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
 
         return ngx_http_history_link_node_add(cl->link, &sa.sockaddr,
-                                              socklen);
+                                              socklen, NULL);
     }
 
     inaddr = ngx_inet_addr(host, len);
@@ -958,8 +959,10 @@ ngx_http_history_cluster_addr(ngx_http_history_cluster_t *cl, u_char *host,
         sa.sockaddr_in.sin_addr.s_addr = inaddr;
         sa.sockaddr_in.sin_port = htons((in_port_t) port);
 
+        socklen = sizeof(struct sockaddr_in);
+
         return ngx_http_history_link_node_add(cl->link, &sa.sockaddr,
-                                              sizeof(struct sockaddr_in));
+                                              socklen, NULL);
     }
 
 #if (NGX_HAVE_INET6)
@@ -970,8 +973,10 @@ ngx_http_history_cluster_addr(ngx_http_history_cluster_t *cl, u_char *host,
         sa.sockaddr_in6.sin6_family = AF_INET6;
         sa.sockaddr_in6.sin6_port = htons((in_port_t) port);
 
+        socklen = sizeof(struct sockaddr_in6);
+
         return ngx_http_history_link_node_add(cl->link, &sa.sockaddr,
-                                              sizeof(struct sockaddr_in6));
+                                              socklen, NULL);
     }
 
 #endif
@@ -1015,7 +1020,13 @@ ngx_http_history_cluster_addr(ngx_http_history_cluster_t *cl, u_char *host,
 
     ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
 
-    return ngx_http_history_link_node_add(cl->link, &sa.sockaddr, socklen);
+    /* over TLS, the certificate is checked for that name */
+
+    name.data = host;
+    name.len = len;
+
+    return ngx_http_history_link_node_add(cl->link, &sa.sockaddr, socklen,
+                                          &name);
 }
 
 

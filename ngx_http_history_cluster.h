@@ -55,7 +55,7 @@ void ngx_http_history_cluster_refresh(ngx_http_history_cluster_t *cl);
 
 ngx_http_history_node_t *ngx_http_history_link_node_add(
     ngx_http_history_link_t *link, struct sockaddr *sockaddr,
-    socklen_t socklen);
+    socklen_t socklen, ngx_str_t *name);
 ngx_http_history_node_t **ngx_http_history_link_nodes(
     ngx_http_history_link_t *link, ngx_uint_t *n);
 void ngx_http_history_link_reroute(ngx_http_history_link_t *link);

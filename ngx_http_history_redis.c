@@ -204,9 +204,10 @@ struct ngx_http_history_link_s {
 
 
 static ngx_http_history_node_t *ngx_http_history_link_node_push(
-    ngx_http_history_link_t *link, ngx_addr_t *addr);
+    ngx_http_history_link_t *link, ngx_addr_t *addr, ngx_str_t *name);
 static ngx_int_t ngx_http_history_node_init(ngx_http_history_link_t *link,
-    ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_log_t *log);
+    ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_str_t *name,
+    ngx_log_t *log);
 static ngx_http_history_unit_t *ngx_http_history_unit_create(
     ngx_http_history_link_t *link, ngx_http_history_batch_t *b,
     ngx_http_history_reply_pt handler, void *data);
@@ -477,7 +478,7 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
 
     /* the address itself: a Sentinel changes it where it is */
 
-    if (ngx_http_history_link_node_push(link, addr) == NULL) {
+    if (ngx_http_history_link_node_push(link, addr, NULL) == NULL) {
         goto failed;
     }
 
@@ -497,12 +498,13 @@ failed:
 /*
  * The node of an address, made if there is none: with a single server at
  * start-up, connecting at once; in a cluster as the map or a redirect
- * names it, connecting once it has work.
+ * names it, connecting once it has work.  A node made for a hostname
+ * checks that name in its TLS certificate, else its address.
  */
 
 ngx_http_history_node_t *
 ngx_http_history_link_node_add(ngx_http_history_link_t *link,
-    struct sockaddr *sockaddr, socklen_t socklen)
+    struct sockaddr *sockaddr, socklen_t socklen, ngx_str_t *name)
 {
     u_char                    text[NGX_SOCKADDR_STRLEN];
     ngx_uint_t                i, n;
@@ -550,7 +552,7 @@ ngx_http_history_link_node_add(ngx_http_history_link_t *link,
 
     ngx_memcpy(addr->name.data, text, addr->name.len);
 
-    return ngx_http_history_link_node_push(link, addr);
+    return ngx_http_history_link_node_push(link, addr, name);
 }
 
 
@@ -558,7 +560,7 @@ ngx_http_history_link_node_add(ngx_http_history_link_t *link,
 
 static ngx_http_history_node_t *
 ngx_http_history_link_node_push(ngx_http_history_link_t *link,
-    ngx_addr_t *addr)
+    ngx_addr_t *addr, ngx_str_t *name)
 {
     ngx_uint_t                 n;
     ngx_http_history_node_t   *node, **np;
@@ -587,7 +589,7 @@ ngx_http_history_link_node_push(ngx_http_history_link_t *link,
 
     *np = node;
 
-    if (ngx_http_history_node_init(link, node, addr, ngx_cycle->log)
+    if (ngx_http_history_node_init(link, node, addr, name, ngx_cycle->log)
         != NGX_OK)
     {
         link->nodes.nelts--;
@@ -609,7 +611,8 @@ ngx_http_history_link_nodes(ngx_http_history_link_t *link, ngx_uint_t *n)
 
 static ngx_int_t
 ngx_http_history_node_init(ngx_http_history_link_t *link,
-    ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_log_t *log)
+    ngx_http_history_node_t *node, ngx_addr_t *addr, ngx_str_t *name,
+    ngx_log_t *log)
 {
     u_char              *p;
     ngx_str_t            host;
@@ -661,11 +664,14 @@ ngx_http_history_node_init(ngx_http_history_link_t *link,
     node->flush.data = node;
     node->flush.log = &node->log;
 
-    /* a cluster's node is checked by the host of its own address */
+    /* a cluster's node: by the hostname it was named by, or its address */
 
     host = link->conf->host;
 
-    if (link->conf->cluster) {
+    if (name) {
+        host = *name;
+
+    } else if (link->conf->cluster) {
         host = addr->name;
 
         p = ngx_strlchr(host.data, host.data + host.len, ']');

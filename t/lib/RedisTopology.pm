@@ -198,6 +198,8 @@ sub start_server {
 #   other.crt/other.key       signed by the other CA, the same names
 #   wrongname.crt/.key        signed by the CA, DNS:wrong.example only
 #   expired.crt/expired.key   signed by the CA, no longer valid
+#   named.crt/named.key       signed by the CA, DNS:*.redis.test,
+#                             DNS:localhost, IP:127.0.0.2 (not 127.0.0.1)
 # Returns a hash of the paths (ca, ca_key, server_crt, server_key, ...).
 
 sub make_certs {
@@ -206,7 +208,8 @@ sub make_certs {
 
     make_path($dir);
 
-    for my $name (qw(ca server client other-ca other wrongname expired)) {
+    for my $name (qw(ca server client other-ca other wrongname expired
+                     named)) {
         (my $k = $name) =~ s/-/_/g;
         if ($name =~ /ca$/) {
             $c{$k} = "$dir/$name.crt";
@@ -219,7 +222,7 @@ sub make_certs {
 
     $c{dir} = $dir;
 
-    return \%c if -s "$dir/expired.crt";
+    return \%c if -s "$dir/expired.crt" && -s "$dir/named.crt";
 
     my $key = '-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';
     my $log = "$dir/openssl.log";
@@ -240,6 +243,7 @@ sub make_certs {
         other => ['other-ca', 'DNS:localhost,IP:127.0.0.1', 3650],
         wrongname => ['ca', 'DNS:wrong.example', 3650],
         expired => ['ca', 'DNS:localhost,IP:127.0.0.1', -1],
+        named => ['ca', 'DNS:*.redis.test,DNS:localhost,IP:127.0.0.2', 3650],
     );
 
     for my $name (sort keys %leaf) {
@@ -307,6 +311,7 @@ sub tls_args {
 #   tls            certs from make_certs: TLS only, --tls-cluster yes,
 #                  --tls-replication yes (tls-auth-clients no unless
 #                  auth_clients says otherwise)
+#   cert           which server certificate the nodes have (default server)
 #   args           more redis-server arguments for every node
 #   announce_hostname  a format of the node's port ('n%d.redis.test'):
 #                  each node announces that hostname
@@ -340,7 +345,7 @@ sub start_cluster {
                     '--cluster-node-timeout', $a{node_timeout} // 2000);
 
         if ($a{tls}) {
-            push @args, tls_args($a{tls}, $port, 'server',
+            push @args, tls_args($a{tls}, $port, $a{cert} || 'server',
                                  $a{auth_clients} || 'no'),
                         '--tls-cluster', 'yes',
                         '--tls-replication', 'yes';
