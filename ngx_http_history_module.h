@@ -26,6 +26,15 @@
 #define NGX_HTTP_HISTORY_LENGTH_MAX   1000
 #define NGX_HTTP_HISTORY_VISITOR_LEN  32
 
+/*
+ * replay= with Sentinel: how long the master's acknowledged units are
+ * kept.  A new master is announced about 0.9 s after its promotion (the
+ * Sentinels' 1 s INFO period in a failover), at the latest a 2 s hello
+ * period later at a Sentinel that learns it from another: 5 s covers it
+ */
+#define NGX_HTTP_HISTORY_REPLAY_DEFAULT  5000
+#define NGX_HTTP_HISTORY_REPLAY_MAX      60000
+
 /* the longest expires= (68 years): now + expires cannot overflow */
 #define NGX_HTTP_HISTORY_COOKIE_EXPIRES_MAX  (68 * 365 * 86400)
 

@@ -158,6 +158,8 @@ ngx_http_history_sentinel_create(ngx_cycle_t *cycle, ngx_pool_t *pool,
     stats->master[0] = '\0';
     stats->sentinel = 0;
     stats->failovers = 0;
+    stats->replayed = 0;
+    stats->maybe_lost = 0;
     s->moved = moved;
     s->moved_data = data;
 
@@ -715,7 +717,8 @@ ngx_http_history_sentinel_reply(ngx_http_history_sentinel_conn_t *sc,
                 s->next = 1;
 
                 if (s->moved) {
-                    s->moved(s->moved_data);
+                    s->moved(s->moved_data, &s->next_sockaddr.sockaddr,
+                             s->next_socklen);
                 }
             }
 
@@ -908,7 +911,8 @@ ngx_http_history_sentinel_message(ngx_http_history_sentinel_t *s,
     s->next = 1;
 
     if (s->moved) {
-        s->moved(s->moved_data);
+        s->moved(s->moved_data, &s->next_sockaddr.sockaddr,
+                 s->next_socklen);
     }
 
     return NGX_OK;
