@@ -28,9 +28,10 @@
 
 /*
  * replay= with Sentinel: how long the master's acknowledged units are
- * kept.  A new master is announced about 0.9 s after its promotion (the
- * Sentinels' 1 s INFO period in a failover), at the latest a 2 s hello
- * period later at a Sentinel that learns it from another: 5 s covers it
+ * kept.  A new master is announced up to 1 s after its promotion (the
+ * Sentinels' INFO period in a failover; bench/sentinel-announce.pl), a
+ * 2 s hello period later at a Sentinel that learns it from another:
+ * 5 s covers it
  */
 #define NGX_HTTP_HISTORY_REPLAY_DEFAULT  5000
 #define NGX_HTTP_HISTORY_REPLAY_MAX      60000

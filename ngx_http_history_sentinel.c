@@ -14,8 +14,10 @@
  * get-master-addr-by-name, and the first answer goes back to the link.
  * One connection per worker stays SUBSCRIBEd to +switch-master on a
  * Sentinel (pinged, and moved to the next Sentinel when it fails); when
- * it names a new master for our group, the link is told, and its next
- * connection goes to that address.  ngx_http_history_sentinel_role()
+ * it names a new master for our group, the link is told "the master
+ * changed, to this address" (what follows, a new connection and the
+ * replay of what the old master acknowledged last, is the link's), and
+ * its next connection goes there.  ngx_http_history_sentinel_role()
  * checks a node's ROLE reply for the link.
  *
  * It may call nginx's core and event API (ngx_event_connect_peer(),
