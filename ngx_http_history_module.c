@@ -562,6 +562,28 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "replay=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                rcf->replay = 0;
+                continue;
+            }
+
+            /* the last moments before a failover, not a log of writes */
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n > NGX_HTTP_HISTORY_REPLAY_MAX) {
+                return ngx_http_history_invalid(cf, cmd, &value[i],
+                                                "it must be a time up to "
+                                                "1m, or off");
+            }
+
+            rcf->replay = n;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "max_reply=", 10) == 0) {
             s.data = value[i].data + 10;
             s.len = value[i].len - 10;
@@ -623,6 +645,13 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"sentinel_password=\" needs \"sentinel=\" in "
                            "\"%V\" directive", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->replay != NGX_CONF_UNSET_MSEC && !sentinel) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"replay=\" needs \"sentinel=\" in \"%V\" "
+                           "directive", &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -1021,6 +1050,7 @@ ngx_http_history_create_main_conf(ngx_conf_t *cf)
     hmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
     hmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
     hmcf->redis.queue = NGX_CONF_UNSET_UINT;
+    hmcf->redis.replay = NGX_CONF_UNSET_MSEC;
     hmcf->random = NGX_INVALID_FILE;
 
     ngx_http_history_ssl_create_conf(&hmcf->ssl);
@@ -1041,6 +1071,11 @@ ngx_http_history_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(hmcf->redis.connect_timeout, 1000);
     ngx_conf_init_msec_value(hmcf->redis.timeout, 1000);
     ngx_conf_init_uint_value(hmcf->redis.queue, 30000);
+
+    /* a master's last moments: with Sentinel only */
+    ngx_conf_init_msec_value(hmcf->redis.replay,
+                             hmcf->redis.sentinel_name.len
+                             ? NGX_HTTP_HISTORY_REPLAY_DEFAULT : 0);
 
     if (hmcf->redis.addr == NULL) {
 

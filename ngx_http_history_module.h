@@ -27,6 +27,16 @@
 #define NGX_HTTP_HISTORY_SHARDS_MAX   64
 #define NGX_HTTP_HISTORY_VISITOR_LEN  32
 
+/*
+ * replay= with Sentinel: how long the master's acknowledged units are
+ * kept.  A new master is announced up to 1 s after its promotion (the
+ * Sentinels' INFO period in a failover; bench/sentinel-announce.pl), a
+ * 2 s hello period later at a Sentinel that learns it from another:
+ * 5 s covers it
+ */
+#define NGX_HTTP_HISTORY_REPLAY_DEFAULT  5000
+#define NGX_HTTP_HISTORY_REPLAY_MAX      60000
+
 /* the longest expires= (68 years): now + expires cannot overflow */
 #define NGX_HTTP_HISTORY_COOKIE_EXPIRES_MAX  (68 * 365 * 86400)
 

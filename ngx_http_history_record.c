@@ -264,6 +264,9 @@ ngx_http_history_record(ngx_http_request_t *r,
         ngx_http_history_batch_arg(&b, hlcf->trim.data, hlcf->trim.len);
         ngx_http_history_batch_arg(&b, ttl->data, ttl->len);
 
+        /* the same move to the front as the transaction below */
+        ngx_http_history_batch_idempotent(&b);
+
         (void) ngx_http_history_link_send(link, &b, NULL, NULL);
         return;
     }

@@ -46,6 +46,12 @@
 /* the longest integer line ":<number>" read */
 #define NGX_HTTP_HISTORY_INTEGER_LEN    32
 
+/*
+ * Sentinel's replay= window: acknowledged units that cannot be sent again
+ * are counted in this many spans of the window
+ */
+#define NGX_HTTP_HISTORY_REPLAY_SPANS   64
+
 
 /* what a reply must look like */
 #define NGX_HTTP_HISTORY_SHAPE_ANY          0
@@ -88,6 +94,14 @@ typedef struct {
     ngx_uint_t                     shape;
     ngx_uint_t                     idempotent;  /* twice is as once */
 } ngx_http_history_command_kind_t;
+
+
+/* units acknowledged in one span of the replay= window, not kept */
+
+typedef struct {
+    ngx_msec_t                     span;       /* its start / its length */
+    ngx_uint_t                     n;
+} ngx_http_history_unsure_t;
 
 
 typedef enum {
@@ -177,6 +191,7 @@ struct ngx_http_history_unit_s {
     unsigned                       transaction:1;
     unsigned                       executed:1; /* some command took effect */
     unsigned                       asking:1;
+    unsigned                       replayed:1; /* to a new master */
 
     /* the link's own query: any reply to the handler, fails when down */
     unsigned                       query:1;
@@ -200,6 +215,21 @@ struct ngx_http_history_link_s {
     ngx_event_t                    retry_event;
     ngx_http_history_node_stats_t  spare;      /* nodes past the figures' */
     time_t                         redirect_logged;
+
+    /*
+     * Sentinel, with replay=: the units the master acknowledged lately,
+     * the idempotent ones kept (oldest first, their "due" the time of the
+     * reply), the others counted by span; the master that acknowledged
+     * them, and when the link's last connection to it ended
+     */
+    ngx_queue_t                    kept;
+    ngx_uint_t                     nkept;
+    ngx_http_history_unsure_t     *unsure;
+    ngx_msec_t                     span;
+    ngx_msec_t                     closed;
+    ngx_sockaddr_t                 kept_sockaddr;
+    socklen_t                      kept_socklen;
+    unsigned                       changed:1;  /* the master changed */
 };
 
 
@@ -228,7 +258,18 @@ static ngx_http_history_node_t *ngx_http_history_link_node(
     ngx_http_history_link_t *link, ngx_uint_t slot);
 static void ngx_http_history_node_connect(ngx_http_history_node_t *node);
 static void ngx_http_history_node_resolved(void *data, ngx_addr_t *addr);
-static void ngx_http_history_link_moved(void *data);
+static void ngx_http_history_link_moved(void *data,
+    struct sockaddr *sockaddr, socklen_t socklen);
+static ngx_uint_t ngx_http_history_link_kept_by(ngx_http_history_link_t *link,
+    ngx_http_history_node_t *node);
+static void ngx_http_history_link_keep(ngx_http_history_link_t *link,
+    ngx_http_history_unit_t *cmd);
+static void ngx_http_history_link_trim(ngx_http_history_link_t *link,
+    ngx_msec_t now);
+static void ngx_http_history_link_unsure(ngx_http_history_link_t *link,
+    ngx_msec_t when);
+static void ngx_http_history_link_replay(ngx_http_history_link_t *link,
+    ngx_http_history_node_t *node);
 static void ngx_http_history_node_connected(ngx_http_history_node_t *node);
 static void ngx_http_history_node_ssl_handler(ngx_connection_t *c);
 static void ngx_http_history_node_talk(ngx_http_history_node_t *node);
@@ -441,6 +482,7 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
     }
 
     ngx_queue_init(&link->retry);
+    ngx_queue_init(&link->kept);
 
     /* this worker's nodes, none yet (a reload reuses the figures) */
     ngx_memzero(stats->nodes, sizeof(stats->nodes));
@@ -474,6 +516,18 @@ ngx_http_history_link_create(ngx_cycle_t *cycle,
         }
 
         addr = ngx_http_history_sentinel_addr(link->sentinel);
+
+        if (rcf->replay) {
+            link->unsure = ngx_pcalloc(pool,
+                                       NGX_HTTP_HISTORY_REPLAY_SPANS
+                                       * sizeof(ngx_http_history_unsure_t));
+            if (link->unsure == NULL) {
+                goto failed;
+            }
+
+            link->span = ngx_max(rcf->replay / NGX_HTTP_HISTORY_REPLAY_SPANS,
+                                 1);
+        }
     }
 
     /* the address itself: a Sentinel changes it where it is */
@@ -779,6 +833,7 @@ void
 ngx_http_history_link_destroy(ngx_http_history_link_t *link)
 {
     ngx_uint_t                 i, left;
+    ngx_http_history_unit_t   *cmd;
     ngx_http_history_node_t   *node, **nodes;
 
     left = link->queued;
@@ -799,6 +854,17 @@ ngx_http_history_link_destroy(ngx_http_history_link_t *link)
                                                   queue),
                                    NULL);
     }
+
+    /* acknowledged: nothing to report */
+
+    while (!ngx_queue_empty(&link->kept)) {
+        cmd = ngx_queue_data(ngx_queue_head(&link->kept),
+                             ngx_http_history_unit_t, queue);
+        ngx_queue_remove(&cmd->queue);
+        ngx_free(cmd);
+    }
+
+    link->nkept = 0;
 
     nodes = link->nodes.elts;
 
@@ -1288,11 +1354,14 @@ ngx_http_history_node_resolved(void *data, ngx_addr_t *addr)
 
 /*
  * A Sentinel says the master moved: the connection to the old one is
- * closed, and the next one goes where the Sentinel said
+ * closed, and the next one goes where the Sentinel said; what the old one
+ * acknowledged lately is sent there again (replay=).  A connection to the
+ * master announced, already checked with ROLE, is kept as it is.
  */
 
 static void
-ngx_http_history_link_moved(void *data)
+ngx_http_history_link_moved(void *data, struct sockaddr *sockaddr,
+    socklen_t socklen)
 {
     ngx_http_history_link_t  *link = data;
 
@@ -1303,6 +1372,16 @@ ngx_http_history_link_moved(void *data)
 
     for (i = 0; i < link->nodes.nelts; i++) {
         node = nodes[i];
+
+        if (node->state == NGX_HTTP_HISTORY_NODE_READY
+            && ngx_cmp_sockaddr(node->peer.sockaddr, node->peer.socklen,
+                                sockaddr, socklen, 1)
+               == NGX_OK)
+        {
+            continue;
+        }
+
+        link->changed = 1;
 
         if (node->peer.connection) {
             ngx_http_history_node_close(node);
@@ -1870,9 +1949,16 @@ ngx_http_history_node_reply(ngx_http_history_node_t *node,
 
     ngx_http_history_reader_release(&node->replies);
 
-    /* written to a replica: the connection closes, the master is asked */
+    if (readonly) {
+        /*
+         * written to a replica: the connection closes, the master is
+         * asked, and what this node acknowledged lately may be gone
+         */
+        node->link->changed = 1;
+        return NGX_ERROR;
+    }
 
-    return readonly ? NGX_ERROR : NGX_OK;
+    return NGX_OK;
 }
 
 
@@ -1896,9 +1982,20 @@ ngx_http_history_node_handshake_reply(ngx_http_history_node_t *node,
 
     if (kind == NGX_HTTP_HISTORY_KIND_ROLE) {
         /* a Sentinel's answer may be stale: is it the master? */
-        return ngx_http_history_sentinel_role(node->link->sentinel, reply,
-                                              &node->log) == NGX_OK
-               ? ngx_http_history_node_handshake_next(node) : NGX_ERROR;
+
+        if (ngx_http_history_sentinel_role(node->link->sentinel, reply,
+                                           &node->log)
+            == NGX_OK)
+        {
+            return ngx_http_history_node_handshake_next(node);
+        }
+
+        if (ngx_http_history_link_kept_by(node->link, node)) {
+            /* the master that acknowledged the units kept is no more */
+            node->link->changed = 1;
+        }
+
+        return NGX_ERROR;
     }
 
     if (ngx_http_history_shape_match(hc->shape, reply) != NGX_OK) {
@@ -1934,6 +2031,11 @@ static void
 ngx_http_history_node_ready(ngx_http_history_node_t *node)
 {
     node->state = NGX_HTTP_HISTORY_NODE_READY;
+
+    if (node->link->unsure) {
+        /* a new master: what the old one acknowledged lately goes first */
+        ngx_http_history_link_replay(node->link, node);
+    }
 
     if (node->npending == 0) {
         ngx_http_history_node_up(node);
@@ -2013,6 +2115,11 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     link = node->link;
     now = ngx_time();
 
+    if (node->state == NGX_HTTP_HISTORY_NODE_READY) {
+        /* the end of the replay= window, if the master changed */
+        link->closed = ngx_current_msec;
+    }
+
     ngx_http_history_node_disconnect(node);
 
     node->state = NGX_HTTP_HISTORY_NODE_DOWN;
@@ -2084,7 +2191,11 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
             continue;
         }
 
-        if (!cmd->query) {
+        if (cmd->replayed) {
+            /* counted once already: now it may be lost */
+            link->stats->maybe_lost++;
+
+        } else if (!cmd->query) {
             link->stats->failed++;
             node->down_failed++;
         }
@@ -2249,7 +2360,10 @@ ngx_http_history_node_drop(ngx_http_history_node_t *node,
 {
     node->npending--;
 
-    if (!cmd->query) {
+    if (cmd->replayed) {
+        node->link->stats->maybe_lost++;
+
+    } else if (!cmd->query) {
         node->down_dropped++;
         node->link->stats->dropped++;
     }
@@ -2297,7 +2411,14 @@ ngx_http_history_unit_done(ngx_http_history_link_t *link,
         return;
     }
 
-    if (reply) {
+    if (cmd->replayed) {
+        /* answered once already, and counted then */
+
+        if (reply == NULL || cmd->error) {
+            link->stats->maybe_lost++;
+        }
+
+    } else if (reply) {
         if (cmd->error) {
             link->stats->errors++;
 
@@ -2310,7 +2431,214 @@ ngx_http_history_unit_done(ngx_http_history_link_t *link,
         cmd->handler(cmd->data, cmd->error ? NULL : reply);
     }
 
+    if (reply && !cmd->error && link->unsure && cmd->shape.tag.len == 0) {
+        /* acknowledged work: kept for a while, in case the master changes */
+        ngx_http_history_link_keep(link, cmd);
+        return;
+    }
+
     ngx_free(cmd);
+}
+
+
+/*
+ * Sentinel's replay=.  Redis acknowledges a write before its replicas
+ * have it, and after a failover the old master, made a replica, drops
+ * what it acknowledged since the new one was promoted: the views of the
+ * second or so until +switch-master reaches the worker.  So the link
+ * keeps what the master acknowledged in the last replay= time (at most
+ * queue= units): when the link's next master is another node, or the
+ * same one after it was a replica, the idempotent units among them (a
+ * view's transaction, the last action, the online set) are sent again,
+ * in their order, before anything else; the others (the counters' INCR)
+ * cannot be, and are counted as maybe lost.  Whether the master that
+ * acknowledged them is the one connected now:
+ */
+
+static ngx_uint_t
+ngx_http_history_link_kept_by(ngx_http_history_link_t *link,
+    ngx_http_history_node_t *node)
+{
+    return link->kept_socklen
+           && ngx_cmp_sockaddr(node->peer.sockaddr, node->peer.socklen,
+                               &link->kept_sockaddr.sockaddr,
+                               link->kept_socklen, 1)
+              == NGX_OK;
+}
+
+
+/* an acknowledged unit, no longer queued: kept, or counted and freed */
+
+static void
+ngx_http_history_link_keep(ngx_http_history_link_t *link,
+    ngx_http_history_unit_t *cmd)
+{
+    ngx_msec_t                now;
+    ngx_http_history_unit_t  *old;
+
+    now = ngx_current_msec;
+
+    ngx_http_history_link_trim(link, now);
+
+    if (!cmd->idempotent) {
+        ngx_http_history_link_unsure(link, now);
+        ngx_free(cmd);
+        return;
+    }
+
+    if (link->nkept >= link->conf->queue) {
+        /* the oldest makes room: it can no longer be sent again */
+        old = ngx_queue_data(ngx_queue_head(&link->kept),
+                             ngx_http_history_unit_t, queue);
+        ngx_queue_remove(&old->queue);
+        link->nkept--;
+        ngx_http_history_link_unsure(link, old->due);
+        ngx_free(old);
+    }
+
+    cmd->due = now;
+    cmd->resent = 0;
+
+    ngx_queue_insert_tail(&link->kept, &cmd->queue);
+    link->nkept++;
+}
+
+
+/* the units acknowledged longer than replay= before "now" go */
+
+static void
+ngx_http_history_link_trim(ngx_http_history_link_t *link, ngx_msec_t now)
+{
+    ngx_http_history_unit_t  *cmd;
+
+    while (!ngx_queue_empty(&link->kept)) {
+        cmd = ngx_queue_data(ngx_queue_head(&link->kept),
+                             ngx_http_history_unit_t, queue);
+
+        if ((ngx_msec_int_t) (now - cmd->due)
+            < (ngx_msec_int_t) link->conf->replay)
+        {
+            break;
+        }
+
+        ngx_queue_remove(&cmd->queue);
+        link->nkept--;
+        ngx_free(cmd);
+    }
+}
+
+
+/* a unit acknowledged then that is not kept: counted in its span */
+
+static void
+ngx_http_history_link_unsure(ngx_http_history_link_t *link, ngx_msec_t when)
+{
+    ngx_msec_t                  span;
+    ngx_http_history_unsure_t  *u;
+
+    span = when / link->span;
+    u = &link->unsure[span % NGX_HTTP_HISTORY_REPLAY_SPANS];
+
+    if (u->span != span || u->n == 0) {
+        u->span = span;
+        u->n = 0;
+    }
+
+    u->n++;
+}
+
+
+/*
+ * The node is connected to a master (ROLE says so).  If it is another one
+ * than the one that acknowledged the units kept, or the same one after it
+ * was not master, the idempotent units it acknowledged in the replay=
+ * time before the link's connection to it ended go to the head of the
+ * queue, oldest first; ahead of them are then only the units written on
+ * that connection and not answered, sent again, and the ones never
+ * written.  The rest of that time's units, and those that made room for
+ * others, are counted as maybe lost (by span: at most 1/64 of replay=
+ * counted too many).
+ */
+
+static void
+ngx_http_history_link_replay(ngx_http_history_link_t *link,
+    ngx_http_history_node_t *node)
+{
+    ngx_uint_t                  i, n, lost, level;
+    ngx_msec_t                  start, end;
+    ngx_queue_t                *q;
+    ngx_http_history_unit_t    *cmd;
+    ngx_http_history_unsure_t  *u;
+
+    if (link->kept_socklen == 0
+        || (!link->changed && ngx_http_history_link_kept_by(link, node)))
+    {
+        goto done;
+    }
+
+    ngx_http_history_link_trim(link, link->closed);
+
+    lost = 0;
+
+    for (i = 0; i < NGX_HTTP_HISTORY_REPLAY_SPANS; i++) {
+        u = &link->unsure[i];
+
+        start = u->span * link->span;
+        end = start + link->span;
+
+        if (u->n
+            && (ngx_msec_int_t) (link->closed - end)
+               < (ngx_msec_int_t) link->conf->replay
+            && (ngx_msec_int_t) (link->closed - start) >= 0)
+        {
+            lost += u->n;
+        }
+
+        u->n = 0;
+    }
+
+    n = 0;
+
+    while (!ngx_queue_empty(&link->kept)) {
+        q = ngx_queue_last(&link->kept);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
+
+        ngx_queue_remove(q);
+        ngx_http_history_unit_reset(cmd, 0);
+        cmd->replayed = 1;
+
+        ngx_queue_insert_head(&node->pending, q);
+        node->npending++;
+        link->queued++;
+        n++;
+    }
+
+    link->nkept = 0;
+    link->stats->replayed += n;
+    link->stats->maybe_lost += lost;
+    link->stats->depth = link->queued;
+
+    if (n || lost) {
+        /* once a master change, even while the node's log is quiet */
+
+        level = node->log.log_level;
+        node->log.log_level = node->log_level;
+
+        ngx_log_error(NGX_LOG_NOTICE, &node->log, 0,
+                      "redis master changed: %ui units the old one "
+                      "acknowledged in its last %M ms sent again, %ui "
+                      "that cannot be may have been lost",
+                      n, link->conf->replay, lost);
+
+        node->log.log_level = level;
+    }
+
+done:
+
+    link->changed = 0;
+    link->kept_socklen = node->peer.socklen;
+    ngx_memcpy(&link->kept_sockaddr, node->peer.sockaddr,
+               node->peer.socklen);
 }
 
 

@@ -93,6 +93,7 @@ typedef struct {
     ngx_msec_t                     timeout;
     ngx_uint_t                     queue;
     size_t                         max_reply;  /* 0: the default */
+    ngx_msec_t                     replay;     /* Sentinel: 0 is off */
     ngx_http_history_ssl_conf_t   *ssl;        /* NULL: plain TCP */
 
     /* a cluster's nodes named by hostname: the http block's resolver */
@@ -201,6 +202,14 @@ typedef struct {
     u_char                         master[NGX_SOCKADDR_STRLEN];
     ngx_atomic_t                   sentinel;
     ngx_atomic_t                   failovers;
+
+    /*
+     * units the master acknowledged in the last moments before it
+     * changed: the idempotent ones sent again to the new master, and the
+     * others, which may have been lost
+     */
+    ngx_atomic_t                   replayed;
+    ngx_atomic_t                   maybe_lost;
 
     /* a cluster only: the nodes of the worker's map */
     ngx_http_history_node_stats_t  nodes[NGX_HTTP_HISTORY_STATS_NODES];

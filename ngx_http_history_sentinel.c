@@ -14,8 +14,10 @@
  * get-master-addr-by-name, and the first answer goes back to the link.
  * One connection per worker stays SUBSCRIBEd to +switch-master on a
  * Sentinel (pinged, and moved to the next Sentinel when it fails); when
- * it names a new master for our group, the link is told, and its next
- * connection goes to that address.  ngx_http_history_sentinel_role()
+ * it names a new master for our group, the link is told "the master
+ * changed, to this address" (what follows, a new connection and the
+ * replay of what the old master acknowledged last, is the link's), and
+ * its next connection goes there.  ngx_http_history_sentinel_role()
  * checks a node's ROLE reply for the link.
  *
  * It may call nginx's core and event API (ngx_event_connect_peer(),
@@ -158,6 +160,8 @@ ngx_http_history_sentinel_create(ngx_cycle_t *cycle, ngx_pool_t *pool,
     stats->master[0] = '\0';
     stats->sentinel = 0;
     stats->failovers = 0;
+    stats->replayed = 0;
+    stats->maybe_lost = 0;
     s->moved = moved;
     s->moved_data = data;
 
@@ -715,7 +719,8 @@ ngx_http_history_sentinel_reply(ngx_http_history_sentinel_conn_t *sc,
                 s->next = 1;
 
                 if (s->moved) {
-                    s->moved(s->moved_data);
+                    s->moved(s->moved_data, &s->next_sockaddr.sockaddr,
+                             s->next_socklen);
                 }
             }
 
@@ -908,7 +913,8 @@ ngx_http_history_sentinel_message(ngx_http_history_sentinel_t *s,
     s->next = 1;
 
     if (s->moved) {
-        s->moved(s->moved_data);
+        s->moved(s->moved_data, &s->next_sockaddr.sockaddr,
+                 s->next_socklen);
     }
 
     return NGX_OK;

@@ -21,8 +21,9 @@ typedef struct ngx_http_history_sentinel_s  ngx_http_history_sentinel_t;
 typedef void (*ngx_http_history_sentinel_found_pt)(void *data,
     ngx_addr_t *addr);
 
-/* a Sentinel announced that the master moved */
-typedef void (*ngx_http_history_sentinel_moved_pt)(void *data);
+/* a Sentinel announced that the master moved, to that address */
+typedef void (*ngx_http_history_sentinel_moved_pt)(void *data,
+    struct sockaddr *sockaddr, socklen_t socklen);
 
 
 ngx_http_history_sentinel_t *ngx_http_history_sentinel_create(

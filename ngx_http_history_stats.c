@@ -408,7 +408,7 @@ ngx_http_history_stats_handler(ngx_http_request_t *r)
     len = (n + 1) * NGX_HTTP_HISTORY_STATS_FIELDS
           * (prometheus ? 128 : 32 + NGX_ATOMIC_T_LEN)
           + (prometheus ? NGX_HTTP_HISTORY_STATS_FIELDS * 160 : 64)
-          + n * (256 + 2 * NGX_SOCKADDR_STRLEN)
+          + n * (512 + 2 * NGX_SOCKADDR_STRLEN)
           + n * NGX_HTTP_HISTORY_STATS_NODES
             * (prometheus ? NGX_HTTP_HISTORY_STATS_NODE_FIELDS
                             * (160 + NGX_SOCKADDR_STRLEN)
@@ -513,9 +513,10 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_main_conf_t *hmcf,
 
 /*
  * With Sentinel, where a worker's link is: the master it uses, the
- * Sentinel that named it and the moves followed (JSON members, or
- * Prometheus samples).  The master's text is written by that worker while
- * this one reads it: only the characters an address has are shown.
+ * Sentinel that named it, the moves followed and the units they sent
+ * again or may have lost (JSON members, or Prometheus samples).  The
+ * master's text is written by that worker while this one reads it: only
+ * the characters an address has are shown.
  */
 
 static u_char *
@@ -553,10 +554,16 @@ ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
     if (prometheus) {
         p = ngx_sprintf(p, "nginx_history_sentinel_failovers_total"
                            "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
+                           "nginx_history_sentinel_replayed_total"
+                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
+                           "nginx_history_sentinel_maybe_lost_total"
+                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
                            "nginx_history_sentinel_master_info"
                            "{worker=\"%uA\",pid=\"%uA\",master=\"%*s\","
                            "sentinel=\"",
                         slot->worker, st->pid, st->failovers,
+                        slot->worker, st->pid, st->replayed,
+                        slot->worker, st->pid, st->maybe_lost,
                         slot->worker, st->pid, n, master);
 
         if (sentinel) {
@@ -576,7 +583,9 @@ ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
                        sizeof(",\"sentinel\":null") - 1);
     }
 
-    return ngx_sprintf(p, ",\"failovers\":%uA", st->failovers);
+    return ngx_sprintf(p, ",\"failovers\":%uA,\"replayed\":%uA,"
+                          "\"maybe_lost\":%uA",
+                       st->failovers, st->replayed, st->maybe_lost);
 }
 
 

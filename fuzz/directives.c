@@ -757,12 +757,15 @@ fuzz_check_answer(fuzz_call_t *fc)
 
 /*
  * history_redis address [tls] [db=] [password=] [username=]
- * [connect_timeout=] [timeout=] [queue=] [max_reply=]: the address as
+ * [connect_timeout=] [timeout=] [queue=] [max_reply=] [replay=]: the
+ * address as
  * ngx_parse_url() takes it; tls exactly, with nginx's SSL (without it, an
  * error that says so), and not on a unix socket; db= a number; password=
  * and username= not empty, username= only with password=; the timeouts
  * positive times; queue= a positive number; max_reply= a size of 1k or
- * more; no other parameter.  The last of a repeated parameter counts.
+ * more; replay= off or a time up to 1m, and then an error, since it needs
+ * sentinel=; no other parameter.  The last of a repeated parameter
+ * counts.
  * (sentinel= and cluster are checked by t/proc/210 and t/proc/220.)
  */
 
@@ -776,7 +779,7 @@ fuzz_check_redis(fuzz_call_t *fc)
     ngx_addr_t                      first;
     ngx_msec_t                      connect_timeout, timeout;
     ngx_uint_t                      i, queue, naddrs, sentinel_password;
-    ngx_uint_t                      tls;
+    ngx_uint_t                      tls, replay;
     ngx_http_history_redis_conf_t  *rcf;
 
     v = fc->value;
@@ -790,6 +793,7 @@ fuzz_check_redis(fuzz_call_t *fc)
     ngx_str_null(&username);
     naddrs = 0;
     sentinel_password = 0;
+    replay = 0;
 
     /* Sentinel mode is t/proc/210-sentinel.t's */
 
@@ -916,6 +920,18 @@ fuzz_check_redis(fuzz_call_t *fc)
                 return;
             }
 
+        } else if (fuzz_prefix(&v[i], "replay=", &rest)) {
+            if (!(rest.len == 3 && ngx_strncmp(rest.data, "off", 3) == 0)
+                && (ngx_parse_time(&rest, 0) == NGX_ERROR
+                    || ngx_parse_time(&rest, 0) > 60000))
+            {
+                fuzz_want_invalid(fc, i, "it must be a time up to 1m, "
+                                  "or off");
+                return;
+            }
+
+            replay = 1;
+
         } else {
             fuzz_want_parameter(fc, i);
             return;
@@ -946,6 +962,13 @@ fuzz_check_redis(fuzz_call_t *fc)
         fuzz_want_error(fc, ngx_sprintf(fuzz_want, "\"sentinel_password=\" "
                                         "needs \"sentinel=\" in "
                                         "\"history_redis\" directive"));
+        return;
+    }
+
+    if (replay) {
+        fuzz_want_error(fc, ngx_sprintf(fuzz_want, "\"replay=\" needs "
+                                        "\"sentinel=\" in \"history_redis\" "
+                                        "directive"));
         return;
     }
 

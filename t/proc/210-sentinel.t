@@ -4,11 +4,19 @@
 # a master, a replica and three Sentinels from t/lib/RedisTopology.pm.
 # Views are recorded on and served from the master the Sentinels name; a
 # SENTINEL FAILOVER and a kill -9 of the master under load: every page is
-# answered, recording resumes on the new master within seconds, the figures
-# (time to the first view on the new master, views lost) are printed; a
-# dead first Sentinel is skipped; a Sentinel that names a replica is not
-# believed (ROLE); a -READONLY reply sends the link to ask again; a bad
-# configuration fails nginx -t naming the directive.
+# answered, recording resumes on the new master within seconds, and every
+# view is on the new master, since what the old master acknowledged in its
+# last seconds is sent again (replay=); the counts it acknowledged then
+# (INCR, not sent again) are counted as maybe lost, and as many at least
+# are missing; the figures (time to the first view on the new master,
+# views lost, units replayed) are printed; a dead first Sentinel is
+# skipped; a Sentinel that names a replica is not believed (ROLE); a
+# -READONLY reply sends the link to ask again; a bad configuration fails
+# nginx -t naming the directive.
+#
+# TEST_NGINX_SENTINEL_REPLAY=off (or a time) sets replay= of the failover
+# runs: with off, views acknowledged by the old master are lost and the
+# test fails.
 
 use strict;
 use warnings;
@@ -28,7 +36,14 @@ my $root = ($ENV{TEST_NGINX_SERVROOT} || "$ENV{PWD}/t/servroot")
            . '-redis-sentinel';
 my $base = sentinel_base();
 my $fake_port = $base + 5;
+my $replay = defined $ENV{TEST_NGINX_SENTINEL_REPLAY}
+             ? " replay=$ENV{TEST_NGINX_SENTINEL_REPLAY}" : '';
+my ($window) = ($ENV{TEST_NGINX_SENTINEL_REPLAY} // '5s') =~ /^(\d+)s$/;
+$window //= 5;
 my %p;
+
+# when each view of the failover runs was sent, for the replay= window
+my @sent_all;
 
 
 # a Sentinel that names whatever its file says: "ip port" (or nothing)
@@ -135,6 +150,7 @@ http {
         location ~ ^/product/(\\d+)\$ {
             history_key \$arg_v;
             history_record \$1;
+            history_count \$1;
             return 200 "product \$1\\n";
         }
         location = /_history {
@@ -176,8 +192,25 @@ sub present {
     return \%have;
 }
 
+# on one node: how many of the counts of products $from .. $to are missing
+
+sub counts_missing {
+    my ($node, $from, $to) = @_;
+    return scalar grep { !$_ }
+        $node->pipeline(map { ['EXISTS', "history:views:$_"] } $from .. $to);
+}
+
+# what a worker's figures did between two readings
+
+sub delta {
+    my ($before, $after) = @_;
+    return { map { $_ => ($after->{$_} // 0) - ($before->{$_} // 0) }
+             qw(failed dropped errors replayed maybe_lost) };
+}
+
 # views on one keep-alive connection, about 100 a second, for $secs
-# seconds, with $fault->() run after $at seconds.  Meanwhile the new master
+# seconds, with $fault->() run after $at seconds; view $i is of product
+# $off + $i, counted with INCR.  Meanwhile the new master
 # is watched: when it says ROLE master, and when the last view sent, if
 # sent after that, is on it (it no longer replicates the old master: that
 # view was written there).  Returns the statuses, the views sent, the
@@ -185,7 +218,7 @@ sub present {
 # new master and the send time of each view.
 
 sub load {
-    my ($tag, $secs, $at, $fault, $new) = @_;
+    my ($tag, $secs, $at, $fault, $new, $off) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p{hport}")
         or die "connect: $!";
     my (@sent, %status, $t_fault, $t_promoted, $landed);
@@ -210,9 +243,11 @@ sub load {
 
         $i++;
         $sent[$i] = time;
-        print $s "GET /product/$i?v=$tag$i HTTP/1.1\r\nHost: x\r\n\r\n";
+        push @sent_all, $sent[$i];
+        my $id = $off + $i;
+        print $s "GET /product/$id?v=$tag$i HTTP/1.1\r\nHost: x\r\n\r\n";
 
-        local $/ = "product $i\n";
+        local $/ = "product $id\n";
         my $resp = <$s> // '';
         my ($code) = $resp =~ m{^HTTP/1.1 (\d+)}m;
         $status{$code // 0}++;
@@ -240,6 +275,45 @@ sub lost {
 }
 
 
+# after a failover under load: every view on the new master, the counts
+# the old master acknowledged and lost all counted, the figures printed
+
+sub check_failover {
+    my ($label, $node, $tag, $off, $n, $sent, $t_fault, $landed, $before)
+        = @_;
+    my $after = worker_stats();
+    my $d = delta($before, $after);
+    my ($lost, $late) = lost(present($node, $tag, 1, $n), $n, $sent,
+                             $t_fault, $landed);
+    my $missing = counts_missing($node, $off + 1, $off + $n);
+    my $switch = defined $landed ? $t_fault + $landed : 0;
+
+    # at most the views sent in the replay= window (and a 64th) before
+    # the switch: each is one transaction and one count
+    my $acked = grep { $_ < $switch && $_ > $switch - $window * 1.02 - 0.1 }
+                @sent_all;
+
+    is($late, 0, "$label: no view lost once it has resumed");
+    is($lost, 0, "$label: every view is on the new master");
+    ok($d->{replayed} > 0 && $d->{replayed} <= $acked,
+       "$label: the old master's last views sent again "
+       . "($d->{replayed}, of $acked sent in the window)");
+    ok($d->{maybe_lost} + $d->{failed} >= $missing,
+       "$label: each count missing is counted ($missing missing, "
+       . "$d->{maybe_lost} maybe lost, $d->{failed} failed)");
+    ok($d->{maybe_lost} <= $acked,
+       "$label: no more counted than were sent in the window");
+
+    diag sprintf '%s: first view on the new master %.2f s after, %d of %d'
+                 . ' views lost, %d replayed, %d counts missing, %d maybe'
+                 . ' lost, failed %d, dropped %d',
+                 $label, $landed // -1, $lost, $n, $d->{replayed},
+                 $missing, $d->{maybe_lost}, $d->{failed}, $d->{dropped};
+
+    return $missing;
+}
+
+
 my $s = start_sentinels(dir => "$root/topology");
 my ($m, $r) = $s->data;
 my @S = $s->sentinels;
@@ -248,12 +322,13 @@ my $sentinels = join ' ', map { "127.0.0.1:$_" } @S;
 
 # records and serves through the master the Sentinels name
 
-nginx_with("$sentinels sentinel=mymaster");
+nginx_with("$sentinels sentinel=mymaster$replay");
 
 my ($ok) = views(1, 30, 'a');
+push @sent_all, (time) x 30;
 is($ok, 30, 'pages answered');
-ok(wait_for(sub { $s->node($m)->call('DBSIZE') == 30 }, 5),
-   'the views are on the master');
+ok(wait_for(sub { $s->node($m)->call('DBSIZE') == 60 }, 5),
+   'the views and their counts are on the master');
 is_deeply($s->node($m)->call('LRANGE', 'history:a7', 0, -1), ['7'],
           'a history as recorded');
 is(body('/_history?v=a7'), '["7"]', 'served from the master');
@@ -262,13 +337,15 @@ my $st = worker_stats();
 is($st->{master}, "127.0.0.1:$m", 'history_stats: the master');
 is($st->{sentinel}, "127.0.0.1:$S[0]", 'history_stats: the Sentinel');
 is($st->{failovers}, 0, 'history_stats: no failover yet');
+is($st->{replayed}, 0, 'history_stats: nothing replayed yet');
+is($st->{maybe_lost}, 0, 'history_stats: nothing maybe lost yet');
 
 
 # SENTINEL FAILOVER under load
 
 my ($status, $n, $t_fault, $landed, $sent) = load('f', 6, 1, sub {
     $s->call($S[0], 'SENTINEL', 'FAILOVER', 'mymaster');
-}, $s->node($r));
+}, $s->node($r), 1000);
 
 is_deeply([keys %$status], [200], "SENTINEL FAILOVER: all $n pages 200");
 ok(defined $s->wait_switch($m, 10), 'the Sentinels name the replica');
@@ -276,25 +353,36 @@ ok(defined $landed && $landed < 5,
    'recording resumes on the new master within 5 s');
 
 sleep 1;
-my ($lost, $late) = lost(present($s->node($r), 'f', 1, $n), $n, $sent,
-                         $t_fault, $landed);
-is($late, 0, 'no view lost once it has resumed');
+my $missing = check_failover('SENTINEL FAILOVER', $s->node($r), 'f', 1000,
+                             $n, $sent, $t_fault, $landed, $st);
+ok($missing > 0, 'the old master did lose what it acknowledged last: '
+                 . 'counts are missing');
+my $replayed = 'redis master changed: [1-9]\d* units the old one '
+               . 'acknowledged in its last ' . $window * 1000
+               . ' ms sent again';
+is(log_count(qr/$replayed/), 1, 'the replay is logged');
 
 $st = worker_stats();
 is($st->{master}, "127.0.0.1:$r", 'history_stats: the new master');
 is($st->{failovers}, 1, 'history_stats: one failover followed');
-diag sprintf 'SENTINEL FAILOVER: first view on the new master %.2f s after,'
-             . ' %d of %d views lost, failed %s, dropped %s',
-             $landed // -1, $lost, $n, $st->{failed}, $st->{dropped};
+my $prom = body('/stats?format=prometheus');
+my $labels = qr/\{worker="0",pid="\d+"\}/;
+like($prom, qr/^nginx_history_sentinel_replayed_total$labels $st->{replayed}$/m,
+     'Prometheus: the units replayed');
+like($prom,
+     qr/^nginx_history_sentinel_maybe_lost_total$labels $st->{maybe_lost}$/m,
+     'Prometheus: the units maybe lost');
 
 
 # kill -9 of the master under load
 
 ok(defined $s->wait_ready(30), 'the old master is a replica again');
 
+$st = worker_stats();
+
 ($status, $n, $t_fault, $landed, $sent) = load('k', 8, 1,
                                               sub { $s->kill($r) },
-                                              $s->node($m));
+                                              $s->node($m), 2000);
 
 is_deeply([keys %$status], [200], "kill -9: all $n pages 200");
 ok(defined $s->wait_switch($r, 10), 'the Sentinels name the old master');
@@ -302,16 +390,12 @@ ok(defined $landed && $landed < 7,
    'recording resumes on the promoted replica within 7 s');
 
 sleep 1;
-($lost, $late) = lost(present($s->node($m), 'k', 1, $n), $n, $sent,
-                      $t_fault, $landed);
-is($late, 0, 'no view lost once it has resumed');
+check_failover('kill -9 of the master', $s->node($m), 'k', 2000, $n, $sent,
+               $t_fault, $landed, $st);
 
 $st = worker_stats();
 is($st->{master}, "127.0.0.1:$m", 'history_stats: the promoted replica');
 is($st->{failovers}, 2, 'history_stats: two failovers followed');
-diag sprintf 'kill -9 of the master: first view on the new master %.2f s'
-             . ' after, %d of %d views lost, failed %s, dropped %s',
-             $landed // -1, $lost, $n, $st->{failed}, $st->{dropped};
 
 $s->restart($r);
 
@@ -328,17 +412,21 @@ ok(wait_for(sub {
 $s->kill($S[0]);
 sleep 0.5;
 
+$st = worker_stats();
+
 ($status, $n, $t_fault, $landed, $sent) = load('s', 6, 1, sub {
     $s->call($S[1], 'SENTINEL', 'FAILOVER', 'mymaster');
-}, $s->node($r));
+}, $s->node($r), 3000);
 
 is_deeply([keys %$status], [200], "Sentinel dead: all $n pages 200");
 ok(defined $s->wait_switch($m, 10), 'the Sentinels left name the replica');
 ok(defined $landed && $landed < 5,
    'the subscription moved to another Sentinel: resumed within 5 s');
+
+sleep 1;
+check_failover('SENTINEL FAILOVER, first Sentinel dead', $s->node($r), 's',
+               3000, $n, $sent, $t_fault, $landed, $st);
 is(worker_stats()->{master}, "127.0.0.1:$r", 'history_stats: followed');
-diag sprintf 'SENTINEL FAILOVER with the first Sentinel dead: first view'
-             . ' on the new master %.2f s after', $landed // -1;
 
 $s->restart($S[0]);
 ($m, $r) = ($r, $m);
@@ -478,7 +566,14 @@ for my $case (
      qr/invalid value "sentinel_password=" in "history_redis"/],
     ["sentinel=m db=1", qr/no address in "history_redis" directive/],
     ["127.0.0.1:1 127.0.0.1:x sentinel=m",
-     qr/invalid port in "127.0.0.1:x" of the "history_redis" directive/])
+     qr/invalid port in "127.0.0.1:x" of the "history_redis" directive/],
+    ["127.0.0.1:1 replay=5s",
+     qr/"replay=" needs "sentinel=" in "history_redis" directive/],
+    ["127.0.0.1:1 sentinel=m replay=soon",
+     qr/invalid value "replay=soon" in "history_redis" directive, @{[
+        'it must be a time up to 1m, or off' ]}/],
+    ["127.0.0.1:1 sentinel=m replay=2m",
+     qr/invalid value "replay=2m" in "history_redis" directive/])
 {
     my ($line, $re) = @$case;
     my %q = proc_setup(name => 'sentinel-conf', offset => 21, conf => <<"END");
@@ -487,6 +582,21 @@ http { history_redis $line; }
 END
     my $out = `$q{nginx} -t -p $q{root}/ -c conf/nginx.conf 2>&1`;
     like($out, $re, "nginx -t: history_redis $line");
+}
+
+for my $line ("127.0.0.1:1 sentinel=m replay=off",
+              "127.0.0.1:1 sentinel=m replay=0",
+              "127.0.0.1:1 sentinel=m replay=500ms",
+              "127.0.0.1:1 sentinel=m replay=1m")
+{
+    my %q = proc_setup(name => 'sentinel-conf', offset => 21, conf => <<"END");
+events { }
+http {
+    history_redis $line;
+}
+END
+    my $out = `$q{nginx} -t -p $q{root}/ -c conf/nginx.conf 2>&1`;
+    like($out, qr/test is successful/, "nginx -t: history_redis $line");
 }
 
 done_testing;
