@@ -567,13 +567,30 @@ ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                         *value;
     ngx_http_compile_complex_value_t   ccv;
 
-    ngx_http_history_needs_redis(cf);
-
     if (hlcf->count != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
+
+    /* as "mirror off": nothing inherited is counted here */
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+
+        if (cf->args->nelts > 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" directive",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        hlcf->count = NULL;
+        hlcf->count_flags = 0;
+
+        return NGX_CONF_OK;
+    }
+
+    ngx_http_history_needs_redis(cf);
 
     hlcf->count = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
     if (hlcf->count == NULL) {
@@ -600,11 +617,36 @@ ngx_http_history_count_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* history_record: nginx's complex value, of a directive that needs Redis */
+/*
+ * history_record: nginx's complex value, of a directive that needs Redis;
+ * "off", as "mirror off", records nothing inherited here
+ */
 
 char *
 ngx_http_history_record_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_history_loc_conf_t *hlcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+
+        if (hlcf->record != NGX_CONF_UNSET_PTR) {
+            return "is duplicate";
+        }
+
+        hlcf->record = NULL;
+
+        return NGX_CONF_OK;
+    }
+
+    if (hlcf->record == NULL) {
+        /* "off" before: nginx's slot takes NULL as not set */
+        return "is duplicate";
+    }
+
     ngx_http_history_needs_redis(cf);
 
     return ngx_http_set_complex_value_slot(cf, cmd, conf);

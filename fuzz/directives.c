@@ -1357,6 +1357,20 @@ fuzz_check_count(fuzz_call_t *fc)
     ngx_http_complex_value_t           cv;
     ngx_http_compile_complex_value_t   ccv;
 
+    if (fuzz_is(&fc->value[1], "off")) {
+
+        if (fc->nargs > 1) {
+            fuzz_want_parameter(fc, 2);
+            return;
+        }
+
+        fuzz_want_ok(fc);
+
+        FUZZ_CHECK(fc->hlcf->count == NULL && fc->hlcf->count_flags == 0,
+                   "%s: still counting", fuzz_line(fc));
+        return;
+    }
+
     ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
     ccv.cf = fc->cf;

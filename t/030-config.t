@@ -674,3 +674,32 @@ invalid value "65" in "history_online_shards" directive, it must be a number fro
 --- must_die
 --- error_log
 invalid value "many" in "history_online_shards" directive
+
+
+
+=== TEST 52: history_record off, then an id
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_record off;
+        history_record $arg_id;
+        return 200;
+    }
+--- must_die
+--- error_log
+"history_record" directive is duplicate
+
+
+
+=== TEST 53: history_count off with a parameter
+--- http_config
+    history_redis 127.0.0.1:6379;
+--- config
+    location = /t {
+        history_count off daily;
+        return 200;
+    }
+--- must_die
+--- error_log
+invalid parameter "daily"

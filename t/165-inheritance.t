@@ -440,3 +440,59 @@ SET history:views:7 12
 EXISTS history:a => 0
 --- no_error_log
 [error]
+
+
+
+=== TEST 13: history_record off and history_count off: a nested location records and counts nothing it inherits
+--- http_config
+    history_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location /shop/ {
+        history_prefix s:;
+        history_id_pattern ^[a-z0-9]+$;
+        history_key $arg_v;
+        history_record $arg_p;
+        history_count $arg_p daily unique;
+
+        location /shop/reviews {
+            history_record off;
+            history_count off;
+            return 200 "reviews\n";
+        }
+
+        location /shop/photos {
+            history_count off;
+            return 200 "photos\n";
+        }
+
+        return 200 "product\n";
+    }
+--- request eval
+["GET /shop/item?v=x&p=11", "GET /shop/reviews?v=x&p=22",
+ "GET /shop/photos?v=x&p=33"]
+--- response_body eval
+["product\n", "reviews\n", "photos\n"]
+--- redis
+LRANGE s:x 0 -1 => 33 11
+GET s:views:11 => 1
+PFCOUNT s:visitors:11 => 1
+EXISTS s:views:22 s:visitors:22 s:views:33 s:visitors:33 => 0
+DBSIZE => 4
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: "off" alone needs no history_redis
+--- config
+    location = /t {
+        history_record off;
+        history_count off;
+        return 200 "ok\n";
+    }
+--- request
+GET /t
+--- response_body
+ok
+--- no_error_log
+[emerg]
