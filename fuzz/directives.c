@@ -104,7 +104,6 @@ static void fuzz_check_number(fuzz_call_t *fc);
 static void fuzz_check_time(fuzz_call_t *fc);
 static void fuzz_check_status(fuzz_call_t *fc);
 static void fuzz_check_pattern(fuzz_call_t *fc);
-static void fuzz_check_key_pattern(fuzz_call_t *fc);
 static void fuzz_check_serve(fuzz_call_t *fc);
 static void fuzz_check_enum(fuzz_call_t *fc);
 static void fuzz_check_online(fuzz_call_t *fc);
@@ -150,7 +149,7 @@ static fuzz_directive_t  fuzz_directives[] = {
     { ngx_string("history_cookie"), ngx_http_history_cookie,
       fuzz_check_cookie, NULL },
     { ngx_string("history_key_pattern"), ngx_http_history_set_key_pattern,
-      fuzz_check_key_pattern, NULL },
+      fuzz_check_pattern, NULL },
     { ngx_string("history_online_shards"), ngx_http_history_set_number,
       fuzz_check_number, NULL },
 };
@@ -1130,8 +1129,8 @@ fuzz_check_status(fuzz_call_t *fc)
 
 
 /*
- * history_id_pattern: "off", or a regex that compiles (the message is
- * PCRE2's, from the same ngx_regex_compile())
+ * history_id_pattern, history_key_pattern: "off", or a regex that
+ * compiles (the message is PCRE2's, from the same ngx_regex_compile())
  */
 
 static void
@@ -1139,13 +1138,19 @@ fuzz_check_pattern(fuzz_call_t *fc)
 {
 #if (NGX_PCRE)
     u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_uint_t           key, off, stored;
     ngx_regex_compile_t  rc;
+
+    /* history_key_pattern keeps its own fields */
+    key = fuzz_is(&fc->d->name, "history_key_pattern");
 
     if (fuzz_is(&fc->value[1], "off")) {
         fuzz_want_ok(fc);
 
-        FUZZ_CHECK(fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_ANY,
-                   "%s: ids still checked", fuzz_line(fc));
+        off = key ? fc->hlcf->key_mode == NGX_HTTP_HISTORY_KEY_OFF
+                  : fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_ANY;
+
+        FUZZ_CHECK(off, "%s: still checked", fuzz_line(fc));
         return;
     }
 
@@ -1166,50 +1171,12 @@ fuzz_check_pattern(fuzz_call_t *fc)
 
     fuzz_want_ok(fc);
 
-    FUZZ_CHECK(fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_PATTERN
-               && fc->hlcf->pattern != NULL,
-               "%s: no pattern stored", fuzz_line(fc));
-#endif
-}
+    stored = key ? fc->hlcf->key_mode == NGX_HTTP_HISTORY_KEY_REGEX
+                   && fc->hlcf->key_regex != NULL
+                 : fc->hlcf->id_check == NGX_HTTP_HISTORY_ID_PATTERN
+                   && fc->hlcf->pattern != NULL;
 
-
-/* history_key_pattern regex | off */
-
-static void
-fuzz_check_key_pattern(fuzz_call_t *fc)
-{
-#if (NGX_PCRE)
-    u_char               errstr[NGX_MAX_CONF_ERRSTR];
-    ngx_regex_compile_t  rc;
-
-    if (fuzz_is(&fc->value[1], "off")) {
-        fuzz_want_ok(fc);
-
-        FUZZ_CHECK(fc->hlcf->key_mode == NGX_HTTP_HISTORY_KEY_OFF,
-                   "%s: keys still checked", fuzz_line(fc));
-        return;
-    }
-
-    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
-
-    rc.pattern = fc->value[1];
-    rc.pool = fc->cf->pool;
-    rc.err.len = NGX_MAX_CONF_ERRSTR;
-    rc.err.data = errstr;
-
-    if (ngx_regex_compile(&rc) != NGX_OK) {
-        fuzz_want_error(fc, ngx_snprintf(fuzz_want, NGX_MAX_CONF_ERRSTR,
-                                         "invalid value \"%V\" in \"%V\" "
-                                         "directive, %V", &fc->value[1],
-                                         &fc->value[0], &rc.err));
-        return;
-    }
-
-    fuzz_want_ok(fc);
-
-    FUZZ_CHECK(fc->hlcf->key_mode == NGX_HTTP_HISTORY_KEY_REGEX
-               && fc->hlcf->key_regex != NULL,
-               "%s: no pattern stored", fuzz_line(fc));
+    FUZZ_CHECK(stored, "%s: no pattern stored", fuzz_line(fc));
 #endif
 }
 

@@ -93,19 +93,7 @@ my $dns = MockDNS->start(port => $dns_port, log => "$p{root}/dns.log",
                          names => { map { name_of($_) => '127.0.0.1' }
                                     $c->ports });
 
-sub get_body {
-    my $uri = shift;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p{hport}",
-                                  Timeout => 5) or return (0, '');
-    print $s "GET $uri HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    local $/;
-    my $resp = <$s> // '';
-    my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
-    my ($body) = $resp =~ m{\r\n\r\n(.*)\z}s;
-    return ($status // 0, $body // '');
-}
-
-sub stats { (get_body('/stats'))[1] }
+sub stats { (get('/stats'))[2] }
 
 # each master's figures in history_stats, by "address:port"
 
@@ -123,7 +111,7 @@ sub send_views {
     my ($tag, $n) = @_;
     my $ok = 0;
     for my $i (1 .. $n) {
-        my ($status) = get_body("/product/" . ($i % 50) . "?v=$tag$i");
+        my ($status) = get("/product/" . ($i % 50) . "?v=$tag$i");
         $ok++ if $status == 200;
     }
     return $ok;
