@@ -100,6 +100,7 @@ static ngx_int_t ngx_http_history_cluster_shards(
     ngx_http_history_cluster_t *cl, redisReply *reply, ngx_array_t *ranges);
 static ngx_int_t ngx_http_history_cluster_slots(
     ngx_http_history_cluster_t *cl, redisReply *reply, ngx_array_t *ranges);
+static ngx_int_t ngx_http_history_cluster_bounded(ngx_array_t *ranges);
 static void ngx_http_history_cluster_apply(ngx_http_history_cluster_t *cl,
     ngx_array_t *ranges);
 static void ngx_http_history_cluster_no_port(ngx_http_history_cluster_t *cl,
@@ -392,6 +393,10 @@ ngx_http_history_cluster_reply(void *data, redisReply *reply)
         rc = ngx_http_history_cluster_shards(cl, reply, &ranges);
     }
 
+    if (rc == NGX_OK) {
+        rc = ngx_http_history_cluster_bounded(&ranges);
+    }
+
     if (rc != NGX_OK) {
         if (ngx_time() - cl->error_logged >= NGX_HTTP_HISTORY_CLUSTER_LOG) {
             cl->error_logged = ngx_time();
@@ -625,6 +630,33 @@ ngx_http_history_cluster_slots(ngx_http_history_cluster_t *cl,
         range->start = (ngx_uint_t) r->element[0]->integer;
         range->end = (ngx_uint_t) r->element[1]->integer;
         range->node = node;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A map names each slot once: one whose ranges add up to more slots than
+ * there are (repeated, overlapping) is refused, so that applying it costs
+ * at most a pass over the slots
+ */
+
+static ngx_int_t
+ngx_http_history_cluster_bounded(ngx_array_t *ranges)
+{
+    ngx_uint_t                 i, total;
+    ngx_http_history_range_t  *range;
+
+    range = ranges->elts;
+    total = 0;
+
+    for (i = 0; i < ranges->nelts; i++) {
+        total += range[i].end - range[i].start + 1;
+
+        if (total > NGX_HTTP_HISTORY_SLOTS) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

@@ -215,6 +215,7 @@ struct ngx_http_history_link_s {
     ngx_event_t                    retry_event;
     ngx_http_history_node_stats_t  spare;      /* nodes past the figures' */
     time_t                         redirect_logged;
+    time_t                         nodes_logged;
 
     /*
      * Sentinel, with replay=: the units the master acknowledged lately,
@@ -304,7 +305,6 @@ static void ngx_http_history_node_drop(ngx_http_history_node_t *node,
 static void ngx_http_history_node_log_drop(ngx_http_history_node_t *node);
 static void ngx_http_history_unit_done(ngx_http_history_link_t *link,
     ngx_http_history_unit_t *cmd, redisReply *reply);
-static void ngx_http_history_replies_cleanup(void *data);
 static void *ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp,
     size_t size, ngx_uint_t zero);
 static redisReply *ngx_http_history_reply_alloc(const redisReadTask *task,
@@ -578,9 +578,16 @@ ngx_http_history_link_node_add(ngx_http_history_link_t *link,
     }
 
     if (n == NGX_HTTP_HISTORY_NODES_MAX) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "history: more than %d redis nodes, no more are made",
-                      NGX_HTTP_HISTORY_NODES_MAX);
+        /* a map or a redirect may name any address: logged once a while */
+
+        if (ngx_time() - link->nodes_logged >= NGX_HTTP_HISTORY_LOG_INTERVAL) {
+            link->nodes_logged = ngx_time();
+
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "history: more than %d redis nodes, no more are "
+                          "made until a reload", NGX_HTTP_HISTORY_NODES_MAX);
+        }
+
         return NULL;
     }
 
@@ -2647,7 +2654,7 @@ done:
  * unit goes next, and it goes there whole when its last reply is in, if
  * nothing of it took effect here (a transaction answered with MOVED or ASK
  * for its commands and EXECABORT for EXEC took none) or it may run twice.
- * Returns whether the reply was a redirect, not an error of the unit's.
+ * Any other error, inside EXEC's answer too, is the unit's own.
  */
 
 static void
@@ -2702,6 +2709,11 @@ ngx_http_history_node_redirect(ngx_http_history_node_t *node,
             break;
         }
 
+        cmd->error = 1;
+        ngx_http_history_node_log_reply(node, reply);
+
+    } else if (ngx_http_history_reply_failed(reply)) {
+        /* EXEC's answer with an error inside: the unit's own, as alone */
         cmd->error = 1;
         ngx_http_history_node_log_reply(node, reply);
     }
@@ -3063,7 +3075,9 @@ ngx_http_history_replies_alloc(ngx_http_history_replies_t *rp, size_t size,
 }
 
 
-static void
+/* a pool cleanup: the replies' pool, as it is now */
+
+void
 ngx_http_history_replies_cleanup(void *data)
 {
     ngx_http_history_replies_t  *rp = data;

@@ -307,6 +307,7 @@ size_t ngx_http_history_format_size(ngx_http_history_command_t *command);
 u_char *ngx_http_history_format(u_char *p,
     ngx_http_history_command_t *command);
 
+void ngx_http_history_replies_cleanup(void *data);
 void ngx_http_history_scan_init(ngx_http_history_scan_t *s, size_t max);
 size_t ngx_http_history_scan(ngx_http_history_scan_t *s, u_char *p,
     size_t len);

@@ -43,6 +43,9 @@
 #define NGX_HTTP_HISTORY_SENTINEL_BACKOFF_MAX   1000
 #define NGX_HTTP_HISTORY_SENTINEL_LOG_INTERVAL  60
 
+/* a Sentinel's longest answer, a +switch-master message, is far less */
+#define NGX_HTTP_HISTORY_SENTINEL_REPLY_MAX     4096
+
 
 /* one connection to a Sentinel: a question, or the subscription */
 
@@ -51,6 +54,7 @@ typedef struct {
     ngx_peer_connection_t          peer;
     redisReader                   *reader;
     ngx_http_history_replies_t     replies;
+    ngx_http_history_scan_t        scan;
     ngx_buf_t                      request;    /* formatted once */
     ngx_buf_t                      out;        /* what is left to write */
     ngx_uint_t                     index;      /* which Sentinel */
@@ -229,8 +233,9 @@ ngx_http_history_sentinel_create(ngx_cycle_t *cycle, ngx_pool_t *pool,
             return NULL;
         }
 
-        cln->handler = (ngx_pool_cleanup_pt) ngx_destroy_pool;
-        cln->data = sc->replies.pool;
+        /* the pool of then: a large reply gives the replies a new one */
+        cln->handler = ngx_http_history_replies_cleanup;
+        cln->data = &sc->replies;
 
         sc->replies.log = &s->log;
 
@@ -462,6 +467,9 @@ ngx_http_history_sentinel_connect(ngx_http_history_sentinel_conn_t *sc)
         return;
     }
 
+    ngx_http_history_scan_init(&sc->scan,
+                               NGX_HTTP_HISTORY_SENTINEL_REPLY_MAX);
+
     sc->out = sc->request;
     sc->out.pos = sc->request.start;
     sc->out.last = sc->request.end;
@@ -571,6 +579,7 @@ static void
 ngx_http_history_sentinel_read_handler(ngx_event_t *rev)
 {
     void                              *r;
+    size_t                             used, budget;
     ssize_t                            n;
     ngx_int_t                          rc;
     ngx_connection_t                  *c;
@@ -600,7 +609,16 @@ ngx_http_history_sentinel_read_handler(ngx_event_t *rev)
         return;
     }
 
+    budget = NGX_HTTP_HISTORY_SENTINEL_RECV_SIZE * 16;
+
     while (rev->ready) {
+
+        if (budget == 0) {
+            /* the rest after the other events: a Sentinel holds no worker */
+            ngx_post_event(rev, &ngx_posted_events);
+            return;
+        }
+
         n = c->recv(c, s->recv_buf, NGX_HTTP_HISTORY_SENTINEL_RECV_SIZE);
 
         if (n == NGX_AGAIN) {
@@ -617,8 +635,15 @@ ngx_http_history_sentinel_read_handler(ngx_event_t *rev)
             return;
         }
 
-        if (redisReaderFeed(sc->reader, (const char *) s->recv_buf, n)
-            != REDIS_OK)
+        budget -= n;
+
+        /* what hiredis may read: up to a reply the limit refuses */
+
+        used = ngx_http_history_scan(&sc->scan, s->recv_buf, n);
+
+        if (used
+            && redisReaderFeed(sc->reader, (const char *) s->recv_buf, used)
+               != REDIS_OK)
         {
             ngx_http_history_sentinel_failed(sc);
             return;
@@ -649,6 +674,14 @@ ngx_http_history_sentinel_read_handler(ngx_event_t *rev)
                 ngx_http_history_sentinel_failed(sc);
                 return;
             }
+        }
+
+        if (sc->scan.error) {
+            /* too large, too deep, or not Redis's protocol */
+            ngx_log_error(NGX_LOG_ERR, &s->log, 0, sc->scan.error,
+                          sc->scan.number, sc->scan.max);
+            ngx_http_history_sentinel_failed(sc);
+            return;
         }
     }
 

@@ -183,6 +183,17 @@ is(owner_call('history:last_action:u7', 'EXISTS', 'history:last_action:u7'),
 like($body, qr/^\{"online":1000,"visitors":\{"u7":\{"online":true,"last_seen":\d+\},"nobody":\{"online":false,"last_seen":null\}\}\}$/,
      'the online answer from its node counts every visitor');
 
+# an error inside EXEC's answer (a list key holding a string): the
+# unit's own error, logged, not a success
+
+owner_call('history:m{wt}9', 'SET', 'history:m{wt}9', 'x');
+get('/tagged/1?t=wt&v=9');
+ok(RedisTopology::wait_until(sub {
+       log_count(qr/redis replied with an error: "WRONGTYPE/) >= 1 }, 5),
+   "WRONGTYPE inside EXEC's answer is logged as the unit's error");
+is(owner_call('history:m{wt}9', 'GET', 'history:m{wt}9'), 'x',
+   'and the string is left as it was');
+
 # the online set in six sets: spread over the masters, read from all
 
 for my $i (1 .. 300) {

@@ -480,6 +480,31 @@ wait_for(sub { !nginx_running() }, 5);
 $ma->stop;
 $mb->stop;
 
+
+# 9. a map that names every slot 1,000 times (within the reply limit):
+# refused whole, not applied
+# (applying it would be 16 million slot stores per refresh)
+
+my $pc = $base + 12;
+my $dup = MockCluster::Node::arr(map { resp_shard(0, 16383,
+                                                  resp_node('master',
+                                                            port => $pc)) }
+                                     1 .. 1000);
+my $mc = MockCluster->start(port => $pc, slots => { $pc => [[0, 16383]] },
+                            shards => $dup, log => "$root-mock-c.log");
+
+nginx_with("127.0.0.1:$pc cluster", '');
+
+ok(wait_for(sub { log_count(qr/redis sent an invalid cluster map/) >= 1 },
+            5),
+   'a map naming each slot 1,000 times is refused as invalid');
+is(({ nodes() }->{$pc} || {})->{slots} // 0, 0, 'and gives no slot');
+is(log_count(qr/\[(alert|crit)\]/), 0, 'no alert, no crash');
+
+nginx_signal('QUIT');
+wait_for(sub { !nginx_running() }, 5);
+$mc->stop;
+
 diag(sprintf 'total: %.1f s', time - $t0);
 
 done_testing();
