@@ -211,6 +211,7 @@ struct ngx_http_history_ctx_s {
     ngx_uint_t                      nsent;
     ngx_uint_t                      left;
     off_t                          *counts;    /* see _query.c */
+    u_char                         *sets;      /* each id's online set */
     ngx_event_t                     event;
     ngx_array_t                    *ids;
     ngx_str_t                       key;       /* a new visitor id */
@@ -264,7 +265,7 @@ ngx_int_t ngx_http_history_make_key(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, char *part, ngx_str_t *id,
     ngx_str_t *suffix, ngx_str_t *k);
 ngx_uint_t ngx_http_history_online_shard(ngx_http_history_loc_conf_t *hlcf,
-    ngx_str_t *visitor);
+    uint32_t crc);
 ngx_int_t ngx_http_history_online_key(ngx_http_request_t *r,
     ngx_http_history_loc_conf_t *hlcf, ngx_uint_t shard, ngx_str_t *k);
 void ngx_http_history_today(ngx_http_history_main_conf_t *hmcf,

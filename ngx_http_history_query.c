@@ -22,8 +22,8 @@ static ngx_int_t ngx_http_history_query_start(ngx_http_request_t *r,
     ngx_http_history_ctx_t **ctx, ngx_array_t **ids);
 static ngx_int_t ngx_http_history_query(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, ngx_int_t rc);
-static ngx_uint_t ngx_http_history_online_ids(
-    ngx_http_history_loc_conf_t *hlcf, ngx_array_t *ids, ngx_uint_t shard);
+static ngx_uint_t ngx_http_history_online_ids(ngx_http_history_ctx_t *ctx,
+    ngx_uint_t shard);
 static ngx_uint_t ngx_http_history_views_kinds(ngx_uint_t views);
 static off_t ngx_http_history_reply_number(redisReply *e);
 
@@ -123,10 +123,17 @@ ngx_http_history_online_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx->sets = ngx_palloc(r->pool, ids->nelts + 1);
+    if (ctx->sets == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ctx->counts[0] = 0;
 
     for (i = 0; i < ids->nelts; i++) {
         ctx->counts[1 + i] = -1;
+        ctx->sets[i] = (u_char) ngx_http_history_online_shard(hlcf,
+                                ngx_crc32_long(id[i].data, id[i].len));
     }
 
     n = hlcf->online_shards;
@@ -153,12 +160,12 @@ ngx_http_history_online_handler(ngx_http_request_t *r)
         ngx_http_history_batch_number(&b, now - hlcf->online_timeout + 1);
         ngx_http_history_batch_arg(&b, (u_char *) "+inf", 4);
 
-        if (ngx_http_history_online_ids(hlcf, ids, shard)) {
+        if (ngx_http_history_online_ids(ctx, shard)) {
             ngx_http_history_batch_command(&b, "ZMSCORE");
             ngx_http_history_batch_key(&b, &online);
 
             for (i = 0; i < ids->nelts; i++) {
-                if (ngx_http_history_online_shard(hlcf, &id[i]) == shard) {
+                if (ctx->sets[i] == shard) {
                     ngx_http_history_batch_arg(&b, id[i].data, id[i].len);
                 }
             }
@@ -176,19 +183,14 @@ ngx_http_history_online_handler(ngx_http_request_t *r)
 /* how many of the ids are in the online set of that shard */
 
 static ngx_uint_t
-ngx_http_history_online_ids(ngx_http_history_loc_conf_t *hlcf,
-    ngx_array_t *ids, ngx_uint_t shard)
+ngx_http_history_online_ids(ngx_http_history_ctx_t *ctx, ngx_uint_t shard)
 {
-    ngx_str_t   *id;
-    ngx_uint_t   i, n;
+    ngx_uint_t  i, n;
 
-    id = ids->elts;
     n = 0;
 
-    for (i = 0; i < ids->nelts; i++) {
-        if (ngx_http_history_online_shard(hlcf, &id[i]) == shard) {
-            n++;
-        }
+    for (i = 0; i < ctx->ids->nelts; i++) {
+        n += (ctx->sets[i] == shard);
     }
 
     return n;
@@ -348,13 +350,9 @@ ngx_int_t
 ngx_http_history_online_part(ngx_http_request_t *r,
     ngx_http_history_ctx_t *ctx, ngx_uint_t shard, redisReply *reply)
 {
-    size_t                        i, k;
-    ngx_int_t                     n;
-    ngx_str_t                    *id;
-    redisReply                   *count, *scores, *e;
-    ngx_http_history_loc_conf_t  *hlcf;
-
-    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_history_module);
+    size_t       i, k;
+    ngx_int_t    n;
+    redisReply  *count, *scores, *e;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
         return NGX_ERROR;
@@ -369,7 +367,7 @@ ngx_http_history_online_part(ngx_http_request_t *r,
         || (scores
             && (scores->type != REDIS_REPLY_ARRAY
                 || scores->elements
-                   != ngx_http_history_online_ids(hlcf, ctx->ids, shard))))
+                   != ngx_http_history_online_ids(ctx, shard))))
     {
         return NGX_ERROR;
     }
@@ -380,11 +378,10 @@ ngx_http_history_online_part(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    id = ctx->ids->elts;
     k = 0;
 
     for (i = 0; i < ctx->ids->nelts; i++) {
-        if (ngx_http_history_online_shard(hlcf, &id[i]) != shard) {
+        if (ctx->sets[i] != shard) {
             continue;
         }
 

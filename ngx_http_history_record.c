@@ -343,13 +343,9 @@ ngx_http_history_make_key(ngx_http_request_t *r,
 
 ngx_uint_t
 ngx_http_history_online_shard(ngx_http_history_loc_conf_t *hlcf,
-    ngx_str_t *visitor)
+    uint32_t crc)
 {
-    if (hlcf->online_shards == 1) {
-        return 0;
-    }
-
-    return ngx_crc32_long(visitor->data, visitor->len) % hlcf->online_shards;
+    return crc % hlcf->online_shards;
 }
 
 
@@ -424,7 +420,8 @@ ngx_http_history_last_action(ngx_http_request_t *r,
         return;
     }
 
-    shard = ngx_http_history_online_shard(hlcf, key);
+    /* the same CRC-32 as the coalescing table's check */
+    shard = ngx_http_history_online_shard(hlcf, check);
 
     if (ngx_http_history_online_key(r, hlcf, shard, &online) != NGX_OK) {
         return;

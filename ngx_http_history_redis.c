@@ -2172,11 +2172,22 @@ ngx_http_history_node_close(ngx_http_history_node_t *node)
     node->log.log_level = NGX_LOG_EMERG;
 
     if (!ngx_queue_empty(&node->pending)) {
-        cmd = ngx_queue_data(ngx_queue_head(&node->pending),
-                             ngx_http_history_unit_t, queue);
+        q = ngx_queue_head(&node->pending);
+        cmd = ngx_queue_data(q, ngx_http_history_unit_t, queue);
 
-        /* a unit cut short is sent again, whole */
-        cmd->buf.pos = cmd->buf.start;
+        if (cmd->buf.pos != cmd->buf.start && !cmd->idempotent
+            && !cmd->transaction && !cmd->query)
+        {
+            /* cut short, its first commands may have run: not twice */
+            node->npending--;
+            link->stats->failed++;
+            node->down_failed++;
+            ngx_http_history_unit_done(link, cmd, NULL);
+
+        } else {
+            /* nothing of it ran, or it may run twice: sent again, whole */
+            cmd->buf.pos = cmd->buf.start;
+        }
     }
 
     /*

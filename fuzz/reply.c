@@ -131,6 +131,16 @@ fuzz_link_takes(redisReply *reply, const char *name)
            && reply->type != REDIS_REPLY_ERROR;
 }
 
+/* the online set of an id: zlib's CRC-32, as the handler computes it */
+
+static ngx_uint_t
+fuzz_online_set(ngx_str_t *id)
+{
+    return ngx_http_history_online_shard(&fuzz_hlcf,
+                                         ngx_crc32_long(id->data, id->len));
+}
+
+
 /* how many of the ids are in that online set */
 
 static size_t
@@ -144,7 +154,7 @@ fuzz_online_ids(ngx_array_t *ids, ngx_uint_t shard)
     n = 0;
 
     for (i = 0; i < ids->nelts; i++) {
-        n += (ngx_http_history_online_shard(&fuzz_hlcf, &id[i]) == shard);
+        n += (fuzz_online_set(&id[i]) == shard);
     }
 
     return n;
@@ -185,8 +195,16 @@ fuzz_call(ngx_http_request_t *r, ngx_uint_t op, ngx_array_t *ids,
         abort();
     }
 
-    for (i = 1; op == NGX_HTTP_HISTORY_OP_ONLINE && i < k; i++) {
-        ctx->counts[i] = -1;
+    if (op == NGX_HTTP_HISTORY_OP_ONLINE) {
+        ctx->sets = ngx_palloc(r->pool, ids->nelts + 1);
+        if (ctx->sets == NULL) {
+            abort();
+        }
+
+        for (i = 0; i < ids->nelts; i++) {
+            ctx->counts[1 + i] = -1;
+            ctx->sets[i] = fuzz_online_set(&((ngx_str_t *) ids->elts)[i]);
+        }
     }
 
     ctx->nparts = n;
