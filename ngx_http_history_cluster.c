@@ -350,8 +350,14 @@ ngx_http_history_cluster_reply(void *data, redisReply *reply)
 
     if (reply->type == REDIS_REPLY_ERROR) {
 
-        if (!cl->slots) {
-            /* before Redis 7: CLUSTER SLOTS */
+        if (!cl->slots
+            && ngx_strlcasestrn((u_char *) reply->str,
+                                (u_char *) reply->str + reply->len,
+                                (u_char *) "unknown subcommand",
+                                sizeof("unknown subcommand") - 2)
+               != NULL)
+        {
+            /* before Redis 7: CLUSTER SLOTS; not for -LOADING and such */
             cl->slots = 1;
             cl->tries--;
             ngx_http_history_cluster_retry(cl, 1);

@@ -665,12 +665,14 @@ ngx_http_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rcf->addr = addrs->elts;
     rcf->seeds = *addrs;
 
-    if (rcf->ssl && rcf->addr->sockaddr->sa_family == AF_UNIX) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"tls\" in \"%V\" directive is for TCP, "
-                           "not the unix socket \"%V\"",
-                           &cmd->name, &rcf->addr->name);
-        return NGX_CONF_ERROR;
+    for (i = 0; rcf->ssl && i < addrs->nelts; i++) {
+        if (rcf->addr[i].sockaddr->sa_family == AF_UNIX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"tls\" in \"%V\" directive is for TCP, "
+                               "not the unix socket \"%V\"",
+                               &cmd->name, &rcf->addr[i].name);
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (sentinel) {

@@ -380,6 +380,9 @@ ngx_http_history_ssl_handshake(ngx_http_history_ssl_node_t *sn,
         c->ssl->save_session = ngx_http_history_ssl_save_session;
 
         if (sn->session && ngx_ssl_set_session(c, sn->session) != NGX_OK) {
+            /* not offered again: the next handshake is a full one */
+            ngx_ssl_free_session(sn->session);
+            sn->session = NULL;
             return NGX_ERROR;
         }
     }

@@ -275,3 +275,17 @@ LRANGE history:plain 0 -1 => 5
 --- no_error_log
 [emerg]
 [error]
+
+
+
+=== TEST 17: tls with a unix socket among a cluster's seeds
+--- http_config
+    history_redis 127.0.0.1:7000 unix:/tmp/redis.sock cluster tls;
+    history_redis_ssl_verify off;
+--- config
+    location = /t {
+        return 200;
+    }
+--- must_die
+--- error_log
+"tls" in "history_redis" directive is for TCP, not the unix socket "unix:/tmp/redis.sock"
