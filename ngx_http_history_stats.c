@@ -51,11 +51,29 @@ static u_char *ngx_http_history_stats_json(u_char *p,
     ngx_uint_t n, ngx_atomic_uint_t *total);
 static u_char *ngx_http_history_stats_sentinel(u_char *p,
     ngx_http_history_main_conf_t *hmcf, ngx_http_history_stats_slot_t *slot,
-    ngx_uint_t prometheus);
+    ngx_uint_t metric);
 static u_char *ngx_http_history_stats_nodes(u_char *p,
     ngx_http_history_link_stats_t *link);
 static u_char *ngx_http_history_stats_node_metrics(u_char *p,
     ngx_http_history_stats_slot_t **run, ngx_uint_t n);
+
+
+/* the Sentinel's families: "name help", "name type" */
+
+static char  *ngx_http_history_stats_sentinel_help[] = {
+    "failovers_total Moves to a new master followed.",
+    "replayed_total Units sent again to a new master (replay=).",
+    "maybe_lost_total Units a replaced master acknowledged that could not "
+        "be sent again.",
+    "master_info The master in use and the Sentinel that named it."
+};
+
+static char  *ngx_http_history_stats_sentinel_type[] = {
+    "failovers_total counter",
+    "replayed_total counter",
+    "maybe_lost_total counter",
+    "master_info gauge"
+};
 
 
 static ngx_http_history_stats_name_t  ngx_http_history_stats_names[] = {
@@ -464,8 +482,17 @@ ngx_http_history_stats_prometheus(u_char *p,
         }
     }
 
-    for (i = 0; i < n; i++) {
-        p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 1);
+    /* with Sentinel, its families too, one after the other */
+
+    for (j = 0; hmcf->redis.sentinel_name.len && j < 4; j++) {
+        p = ngx_sprintf(p, "# HELP nginx_history_sentinel_%s\n"
+                           "# TYPE nginx_history_sentinel_%s\n",
+                        ngx_http_history_stats_sentinel_help[j],
+                        ngx_http_history_stats_sentinel_type[j]);
+
+        for (i = 0; i < n; i++) {
+            p = ngx_http_history_stats_sentinel(p, hmcf, run[i], 1 + j);
+        }
     }
 
     return ngx_http_history_stats_node_metrics(p, run, n);
@@ -514,14 +541,16 @@ ngx_http_history_stats_json(u_char *p, ngx_http_history_main_conf_t *hmcf,
 /*
  * With Sentinel, where a worker's link is: the master it uses, the
  * Sentinel that named it, the moves followed and the units they sent
- * again or may have lost (JSON members, or Prometheus samples).  The
- * master's text is written by that worker while this one reads it: only
- * the characters an address has are shown.
+ * again or may have lost: JSON members (metric 0), or the sample of
+ * one Prometheus family (metric 1 to 4, in the order of
+ * ngx_http_history_stats_sentinel_help[]).  The master's text is written
+ * by that worker while this one reads it: only the characters an address
+ * has are shown.
  */
 
 static u_char *
 ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
-    ngx_http_history_stats_slot_t *slot, ngx_uint_t prometheus)
+    ngx_http_history_stats_slot_t *slot, ngx_uint_t metric)
 {
     u_char                         master[NGX_SOCKADDR_STRLEN], c;
     ngx_str_t                     *sentinel;
@@ -551,19 +580,30 @@ ngx_http_history_stats_sentinel(u_char *p, ngx_http_history_main_conf_t *hmcf,
     sentinel = (k > 0 && k <= hmcf->redis.sentinels->nelts)
                ? &addrs[k - 1].name : NULL;
 
-    if (prometheus) {
-        p = ngx_sprintf(p, "nginx_history_sentinel_failovers_total"
-                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
-                           "nginx_history_sentinel_replayed_total"
-                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
-                           "nginx_history_sentinel_maybe_lost_total"
-                           "{worker=\"%uA\",pid=\"%uA\"} %uA\n"
-                           "nginx_history_sentinel_master_info"
+    switch (metric) {
+
+    case 0: /* JSON */
+        break;
+
+    case 1:
+        return ngx_sprintf(p, "nginx_history_sentinel_failovers_total"
+                              "{worker=\"%uA\",pid=\"%uA\"} %uA\n",
+                           slot->worker, st->pid, st->failovers);
+
+    case 2:
+        return ngx_sprintf(p, "nginx_history_sentinel_replayed_total"
+                              "{worker=\"%uA\",pid=\"%uA\"} %uA\n",
+                           slot->worker, st->pid, st->replayed);
+
+    case 3:
+        return ngx_sprintf(p, "nginx_history_sentinel_maybe_lost_total"
+                              "{worker=\"%uA\",pid=\"%uA\"} %uA\n",
+                           slot->worker, st->pid, st->maybe_lost);
+
+    default: /* 4 */
+        p = ngx_sprintf(p, "nginx_history_sentinel_master_info"
                            "{worker=\"%uA\",pid=\"%uA\",master=\"%*s\","
                            "sentinel=\"",
-                        slot->worker, st->pid, st->failovers,
-                        slot->worker, st->pid, st->replayed,
-                        slot->worker, st->pid, st->maybe_lost,
                         slot->worker, st->pid, n, master);
 
         if (sentinel) {

@@ -373,6 +373,25 @@ like($prom,
      qr/^nginx_history_sentinel_maybe_lost_total$labels $st->{maybe_lost}$/m,
      'Prometheus: the units maybe lost');
 
+# the text format: each family once, with its TYPE, its samples together
+
+my (%typed, %seen, @split, $last);
+
+for (split /\n/, $prom) {
+    if (/^# TYPE (\w+) /) {
+        $typed{$1} = 1;
+        next;
+    }
+    next if /^#/ || !/^(\w+)[{ ]/;
+    push @split, $1 if $seen{$1} && $1 ne $last;
+    $seen{$1} = 1;
+    $last = $1;
+}
+
+is(join(' ', grep { !$typed{$_} } sort keys %seen), '',
+   'Prometheus: every family has its TYPE line');
+is("@split", '', 'Prometheus: the samples of a family are together');
+
 
 # kill -9 of the master under load
 
