@@ -277,3 +277,29 @@ GET /online
 redis replied with an error: "WRONGTYPE
 --- no_error_log
 [alert]
+
+
+
+=== TEST 12: Redis down with four sets: history_online answers {} at once, the last action is dropped
+--- http_config
+    history_redis 127.0.0.1:1;
+    history_last_action on;
+    history_online_shards 4;
+--- config
+    location = /t {
+        return 200 "ok\n";
+    }
+
+    location = /online {
+        history_online;
+    }
+--- pipelined_requests eval
+["GET /t", "GET /online?ids=alice,bob,carol"]
+--- more_headers
+Cookie: sessionid=abc
+--- timeout: 0.5
+--- response_body eval
+["ok\n", "{}"]
+--- no_error_log
+[alert]
+[crit]
