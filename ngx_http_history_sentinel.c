@@ -375,27 +375,27 @@ ngx_http_history_sentinel_role(ngx_http_history_sentinel_t *s,
 {
     redisReply  *role;
 
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
-        role = reply->element[0];
+    role = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+           ? reply->element[0] : NULL;
 
-        if (ngx_http_history_sentinel_is(role, "master")) {
-            return NGX_OK;
-        }
-
-        s->current = (s->current + 1) % s->naddrs;
-
-        if (role->type == REDIS_REPLY_STRING
-            || role->type == REDIS_REPLY_STATUS)
-        {
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "redis is not the master (ROLE \"%*s\"), "
-                          "asking the Sentinels again",
-                          ngx_min((size_t) role->len, 32), role->str);
-            return NGX_DECLINED;
-        }
+    if (role && ngx_http_history_sentinel_is(role, "master")) {
+        return NGX_OK;
     }
 
+    /* the Sentinel that named it is asked last next time */
+
     s->current = (s->current + 1) % s->naddrs;
+
+    if (role
+        && (role->type == REDIS_REPLY_STRING
+            || role->type == REDIS_REPLY_STATUS))
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "redis is not the master (ROLE \"%*s\"), "
+                      "asking the Sentinels again",
+                      ngx_min((size_t) role->len, 32), role->str);
+        return NGX_DECLINED;
+    }
 
     ngx_log_error(NGX_LOG_ERR, log, 0,
                   "redis sent an invalid reply to ROLE");

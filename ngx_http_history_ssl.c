@@ -584,6 +584,9 @@ ngx_http_history_ssl_close(ngx_http_history_ssl_node_t *sn,
         if (ngx_ssl_shutdown(c) == NGX_AGAIN) {
 
             if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+                /* nginx's own 3 s wait: it never keeps a worker exiting */
+                c->read->cancelable = 1;
+                c->write->cancelable = 1;
                 c->ssl->handler = ngx_http_history_ssl_closed;
                 return;
             }
